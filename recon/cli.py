@@ -1,0 +1,90 @@
+"""The ``recon`` command: one subcommand per stage, each a tyro CLI of its own.
+
+Subcommands are imported lazily so that ``recon --help`` is instant and a subcommand only pays for what it uses.
+Every user-caused error (:class:`recon.errors.ReconError`) is printed as one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module with `main(argv) -> int`, one-line description, issue that brings it if not built yet)
+COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "data": ("recon.data.cli", "make scenes: `synth` (embedded synthetic street), `convert` (Waymo, COLMAP, KITTI, "
+             "drivestudio), `info`", None),
+    "train": ("recon.train.cli", "train Gaussians on a scene (presets: baseline, lidar, dof, mv, full)", None),
+    "eval": ("recon.eval.cli", "evaluate a run: test-view PSNR/SSIM and depth metrics by range band", None),
+    "bench": ("recon.eval.bench_cli", "benchmark baseline 3DGS against each supervision, side by side", None),
+    "view": ("viewer.cli", "web splat viewer with depth and refocus", None),
+    "bokeh": ("recon.priors.bokeh_cli", "physically based bokeh / refocus from one sharp image and metric depth",
+              None),
+    "dfd": ("recon.priors.dfd_cli", "depth from defocus: aperture pair, focal stack, single image", None),
+    "depth": ("recon.priors.cli", "compute metric depth priors for a scene (lidar, sfm, mono, dfd)", None),
+    "match": ("recon.match.cli", "match neighbouring views, triangulate, report reliable points per pair", None),
+}
+
+PENDING_ISSUE: dict[str, str] = {
+    "train": "issue 4", "eval": "issue 4", "bench": "issue 8", "view": "issue 10", "bokeh": "issue 7",
+    "dfd": "issue 7", "depth": "issue 5", "match": "issue 6",
+}
+
+
+def _usage() -> str:
+    from recon import __version__
+
+    lines = [f"recon {__version__}: driving-scene Gaussian splatting with depth-of-field and multi-view depth.",
+             "", "usage: recon COMMAND [--help] [ARGS...]", "", "commands:"]
+    for name, (mod, desc, _issue) in COMMANDS.items():
+        status = ""
+        if not _available(mod):
+            status = f"  [not built yet: {PENDING_ISSUE.get(name, 'see the open issues')}]"
+        lines.append(f"  {name:<7} {desc}{status}")
+    lines += ["", "Run `recon COMMAND --help` for a command's options. Quick start: `make demo`."]
+    return "\n".join(lines)
+
+
+def _available(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    from recon.errors import ReconError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from recon import __version__
+
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    mod_name = COMMANDS[name][0]
+    if not _available(mod_name):
+        print(f"error: `recon {name}` is not built yet ({PENDING_ISSUE.get(name, 'see the open issues')})",
+              file=sys.stderr)
+        return 2
+    try:
+        mod = importlib.import_module(mod_name)
+        rc = mod.main(rest, prog=f"recon {name}")
+    except ReconError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

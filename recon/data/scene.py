@@ -1,0 +1,425 @@
+"""The recon scene folder: ``scene.json`` plus the images, depth maps, LiDAR sweeps and masks it names.
+
+Layout (paths in ``scene.json`` are relative to the folder)::
+
+    scene.json
+    images/<frame>.png          8-bit RGB
+    depth/<frame>.npy           optional, float32 z-depth in metres along the camera's optical axis, 0 = unknown
+    lidar/<sweep>.npy           optional, float32 (N, 3) or (N, 4: x, y, z, intensity) points in the WORLD frame
+    masks/sky/<frame>.png       optional, 255 = sky
+    points3d.npy                optional, float32 (N, 6) SfM points: x, y, z (world, metres), r, g, b in [0, 1]
+    defocus/<...>.png           optional, true finite-aperture images of a frame (synthetic scenes)
+
+Conventions: OpenCV camera axes (x right, y down, z forward); ``cam2world`` is 4x4 and maps camera coordinates to
+world coordinates (metres); intrinsics in pixels; lens metadata in millimetres (focal length, sensor width) and
+metres (focus distance). A pixel centre of pixel (u, v) is at (u + 0.5, v + 0.5) in the image plane, which is the
+convention gsplat uses for ``K``.
+
+``Scene.load`` validates the whole file up front and raises :class:`SceneError` (a one-line message that names the
+file and the problem); images and depth maps are loaded lazily, when a frame asks for them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recon.errors import ReconError
+from recon.io.atomic import atomic_write_json
+from recon.io.images import read_depth, read_image, read_mask
+
+FORMAT_NAME = "recon-scene"
+FORMAT_VERSION = 1
+SPLITS = ("train", "test", "val")
+
+# Lens defaults for sources that do not record them (Waymo, KITTI, COLMAP): a 1/1.8" automotive sensor
+# (7.2 mm wide), f/2.0, focused at 10 m. Documented in README and overridable per converter.
+DEFAULT_SENSOR_WIDTH_MM = 7.2
+DEFAULT_F_NUMBER = 2.0
+DEFAULT_FOCUS_DISTANCE_M = 10.0
+
+
+class SceneError(ReconError):
+    """A scene folder or one of its files is invalid."""
+
+
+@dataclass
+class Camera:
+    """A pinhole camera with thin-lens metadata.
+
+    Intrinsics ``fx, fy, cx, cy`` in pixels; ``focal_length_mm`` and ``sensor_width_mm`` describe the lens;
+    ``f_number`` (dimensionless) and ``focus_distance_m`` (metres) its aperture and focus setting.
+    """
+
+    name: str
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    sensor_width_mm: float = DEFAULT_SENSOR_WIDTH_MM
+    focal_length_mm: float | None = None
+    f_number: float = DEFAULT_F_NUMBER
+    focus_distance_m: float = DEFAULT_FOCUS_DISTANCE_M
+
+    def __post_init__(self) -> None:
+        if self.focal_length_mm is None:
+            self.focal_length_mm = self.fx * self.pixel_pitch_mm
+
+    @property
+    def pixel_pitch_mm(self) -> float:
+        """Size of one pixel on the sensor in millimetres."""
+        return self.sensor_width_mm / self.width
+
+    @property
+    def K(self) -> np.ndarray:
+        """3x3 intrinsic matrix (float64, pixels)."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def aperture_diameter_m(self) -> float:
+        """Entrance-pupil diameter A = f / N in metres."""
+        assert self.focal_length_mm is not None
+        return self.focal_length_mm / 1000.0 / self.f_number
+
+    def scaled(self, factor: float) -> Camera:
+        """The same camera with the image resized by ``factor`` (intrinsics follow, the lens is unchanged)."""
+        w, h = max(1, round(self.width * factor)), max(1, round(self.height * factor))
+        sx, sy = w / self.width, h / self.height
+        return Camera(self.name, w, h, self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy,
+                      self.sensor_width_mm, self.focal_length_mm, self.f_number, self.focus_distance_m)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "width": self.width, "height": self.height, "fx": self.fx, "fy": self.fy, "cx": self.cx,
+            "cy": self.cy, "sensor_width_mm": self.sensor_width_mm, "focal_length_mm": self.focal_length_mm,
+            "f_number": self.f_number, "focus_distance_m": self.focus_distance_m,
+        }
+
+
+@dataclass
+class Frame:
+    """One image of one camera at one time, with its pose and optional per-frame data.
+
+    ``cam2world`` is a 4x4 float64 camera-to-world matrix in OpenCV axes. Paths are absolute once loaded.
+    """
+
+    id: str
+    camera: Camera
+    timestamp: float
+    image_path: Path
+    cam2world: np.ndarray
+    split: str = "train"
+    index: int = 0
+    depth_path: Path | None = None
+    lidar_path: Path | None = None
+    sky_mask_path: Path | None = None
+
+    @property
+    def world2cam(self) -> np.ndarray:
+        return np.linalg.inv(self.cam2world)
+
+    @property
+    def center(self) -> np.ndarray:
+        return self.cam2world[:3, 3].copy()
+
+    def load_image(self) -> np.ndarray:
+        """RGB float32 (H, W, 3) in [0, 1]; checked against the camera size."""
+        img = read_image(self.image_path)
+        if img.shape[:2] != (self.camera.height, self.camera.width):
+            raise SceneError(
+                f"{self.image_path}: image is {img.shape[1]}x{img.shape[0]} but camera "
+                f"'{self.camera.name}' is {self.camera.width}x{self.camera.height}"
+            )
+        return img
+
+    def load_depth(self) -> np.ndarray | None:
+        """Ground-truth z-depth in metres (H, W), 0 = unknown; None when the scene has none."""
+        if self.depth_path is None:
+            return None
+        d = read_depth(self.depth_path)
+        if d.shape != (self.camera.height, self.camera.width):
+            raise SceneError(f"{self.depth_path}: depth map is {d.shape[::-1]} but the image is "
+                             f"{self.camera.width}x{self.camera.height}")
+        return d
+
+    def load_lidar(self) -> np.ndarray | None:
+        """LiDAR points of this frame's sweep, world frame, float32 (N, 3); None when absent."""
+        if self.lidar_path is None:
+            return None
+        return load_points(self.lidar_path)[:, :3]
+
+    def load_sky_mask(self) -> np.ndarray | None:
+        """Bool (H, W), True where the pixel sees sky; None when the scene has no sky masks."""
+        if self.sky_mask_path is None:
+            return None
+        m = read_mask(self.sky_mask_path)
+        if m.shape != (self.camera.height, self.camera.width):
+            raise SceneError(f"{self.sky_mask_path}: mask size {m.shape[::-1]} does not match the image")
+        return m
+
+
+@dataclass
+class DefocusImage:
+    """A true finite-aperture image of a frame (same pose and intrinsics, thin lens with the given settings)."""
+
+    frame_id: str
+    f_number: float
+    focus_distance_m: float
+    image_path: Path
+    lens_samples: int = 0
+
+    def load_image(self) -> np.ndarray:
+        return read_image(self.image_path)
+
+
+def load_points(path: str | Path) -> np.ndarray:
+    """Load an (N, >=3) float32 point array from ``.npy``, with a clear error when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise SceneError(f"{path}: point file not found")
+    try:
+        pts = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise SceneError(f"{path}: point file could not be read ({type(exc).__name__})") from None
+    if pts.ndim != 2 or pts.shape[1] < 3:
+        raise SceneError(f"{path}: expected an (N, 3+) point array, got shape {pts.shape}")
+    pts = pts.astype(np.float32)
+    return pts[np.isfinite(pts[:, :3]).all(axis=1)]
+
+
+@dataclass
+class Scene:
+    """A loaded scene folder. Build one in memory and ``save`` it, or ``Scene.load`` an existing folder."""
+
+    root: Path
+    cameras: dict[str, Camera]
+    frames: list[Frame]
+    name: str = "scene"
+    source: str = "unknown"
+    points_path: Path | None = None
+    defocus: list[DefocusImage] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- queries
+    def split(self, name: str) -> list[Frame]:
+        """Frames of one split (``train``, ``test`` or ``val``), in file order."""
+        return [f for f in self.frames if f.split == name]
+
+    @property
+    def train_frames(self) -> list[Frame]:
+        return self.split("train")
+
+    @property
+    def test_frames(self) -> list[Frame]:
+        return self.split("test")
+
+    def frame(self, frame_id: str) -> Frame:
+        for f in self.frames:
+            if f.id == frame_id:
+                return f
+        raise KeyError(frame_id)
+
+    def has_lidar(self) -> bool:
+        return any(f.lidar_path is not None for f in self.frames)
+
+    def has_depth(self) -> bool:
+        return any(f.depth_path is not None for f in self.frames)
+
+    def load_sfm_points(self) -> np.ndarray | None:
+        """SfM points (N, 6): xyz world metres, rgb in [0, 1]; None when the scene has none."""
+        if self.points_path is None:
+            return None
+        pts = load_points(self.points_path)
+        if pts.shape[1] < 6:
+            pts = np.concatenate([pts[:, :3], np.full((len(pts), 3), 0.5, np.float32)], axis=1)
+        return pts[:, :6]
+
+    def lidar_sweeps(self) -> list[Path]:
+        """Distinct LiDAR files in the scene, in first-use order."""
+        seen: dict[Path, None] = {}
+        for f in self.frames:
+            if f.lidar_path is not None:
+                seen.setdefault(f.lidar_path, None)
+        return list(seen)
+
+    def fingerprint(self) -> str:
+        """A short hash of the scene's geometry and file names (used to refuse resuming on another scene)."""
+        import hashlib
+
+        h = hashlib.sha1()
+        for f in self.frames:
+            h.update(f.id.encode())
+            h.update(np.round(f.cam2world, 6).tobytes())
+        for c in sorted(self.cameras):
+            h.update(json.dumps(self.cameras[c].to_json(), sort_keys=True).encode())
+        return h.hexdigest()[:16]
+
+    def summary(self) -> str:
+        """A few human-readable lines describing the scene."""
+        lines = [f"scene '{self.name}' ({self.source}) at {self.root}"]
+        for c in self.cameras.values():
+            fov = math.degrees(2 * math.atan(c.width / (2 * c.fx)))
+            lines.append(f"  camera {c.name}: {c.width}x{c.height}, hfov {fov:.1f} deg, f/{c.f_number:g}, "
+                         f"focus {c.focus_distance_m:g} m")
+        n_tr, n_te = len(self.train_frames), len(self.test_frames)
+        lines.append(f"  frames: {len(self.frames)} ({n_tr} train, {n_te} test)")
+        lines.append(f"  lidar sweeps: {len(self.lidar_sweeps())}, depth maps: "
+                     f"{sum(f.depth_path is not None for f in self.frames)}, sky masks: "
+                     f"{sum(f.sky_mask_path is not None for f in self.frames)}")
+        if self.defocus:
+            lines.append(f"  finite-aperture images: {len(self.defocus)}")
+        return "\n".join(lines)
+
+    # ---------------------------------------------------------------- (de)serialisation
+    def to_json(self) -> dict[str, Any]:
+        def rel(p: Path | None) -> str | None:
+            return None if p is None else Path(p).resolve().relative_to(self.root.resolve()).as_posix()
+
+        frames = []
+        for f in self.frames:
+            d: dict[str, Any] = {
+                "id": f.id, "camera": f.camera.name, "timestamp": f.timestamp, "index": f.index,
+                "image": rel(f.image_path), "cam2world": np.asarray(f.cam2world, float).tolist(), "split": f.split,
+            }
+            for key, p in (("depth", f.depth_path), ("lidar", f.lidar_path), ("sky_mask", f.sky_mask_path)):
+                if p is not None:
+                    d[key] = rel(p)
+            frames.append(d)
+        out: dict[str, Any] = {
+            "format": FORMAT_NAME, "version": FORMAT_VERSION, "name": self.name, "source": self.source,
+            "cameras": {k: c.to_json() for k, c in self.cameras.items()}, "frames": frames,
+        }
+        if self.points_path is not None:
+            out["points3d"] = rel(self.points_path)
+        if self.defocus:
+            out["defocus"] = [
+                {"frame": d.frame_id, "f_number": d.f_number, "focus_distance_m": d.focus_distance_m,
+                 "image": rel(d.image_path), "lens_samples": d.lens_samples} for d in self.defocus
+            ]
+        if self.meta:
+            out["meta"] = self.meta
+        return out
+
+    def save(self) -> Path:
+        """Write ``scene.json`` atomically into ``root`` (the files it names must already be there)."""
+        return atomic_write_json(self.root / "scene.json", self.to_json())
+
+    @classmethod
+    def load(cls, root: str | Path, check_files: bool = True) -> Scene:
+        """Load and validate ``root/scene.json``. With ``check_files`` every named file must exist."""
+        root = Path(root)
+        path = root / "scene.json" if root.is_dir() or not root.suffix else root
+        root = path.parent
+        if not path.is_file():
+            raise SceneError(f"{path}: scene.json not found (is {root} a recon scene folder? "
+                             "make one with `recon data synth` or `recon data convert`)")
+        try:
+            raw = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SceneError(f"{path}: not valid JSON ({exc})") from None
+        return cls.from_json(raw, root, path, check_files)
+
+    @classmethod
+    def from_json(cls, raw: Any, root: Path, path: Path, check_files: bool = True) -> Scene:
+        def bad(msg: str) -> SceneError:
+            return SceneError(f"{path}: {msg}")
+
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
+            raise bad(f"not a recon scene (expected \"format\": \"{FORMAT_NAME}\")")
+        if raw.get("version") != FORMAT_VERSION:
+            raise bad(f"unsupported scene version {raw.get('version')!r} (this recon reads {FORMAT_VERSION})")
+
+        def file(rel: Any, what: str) -> Path:
+            if not isinstance(rel, str) or not rel:
+                raise bad(f"{what}: expected a relative path string, got {rel!r}")
+            p = root / rel
+            if check_files and not p.is_file():
+                raise bad(f"{what}: file {rel} does not exist")
+            return p
+
+        cams: dict[str, Camera] = {}
+        cam_raw = raw.get("cameras")
+        if not isinstance(cam_raw, dict) or not cam_raw:
+            raise bad("'cameras' must be a non-empty object")
+        for name, c in cam_raw.items():
+            try:
+                cam = Camera(
+                    name=name, width=int(c["width"]), height=int(c["height"]), fx=float(c["fx"]),
+                    fy=float(c["fy"]), cx=float(c["cx"]), cy=float(c["cy"]),
+                    sensor_width_mm=float(c.get("sensor_width_mm", DEFAULT_SENSOR_WIDTH_MM)),
+                    focal_length_mm=None if c.get("focal_length_mm") is None else float(c["focal_length_mm"]),
+                    f_number=float(c.get("f_number", DEFAULT_F_NUMBER)),
+                    focus_distance_m=float(c.get("focus_distance_m", DEFAULT_FOCUS_DISTANCE_M)),
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise bad(f"camera '{name}': missing or invalid field ({exc})") from None
+            if cam.width <= 0 or cam.height <= 0 or cam.fx <= 0 or cam.fy <= 0:
+                raise bad(f"camera '{name}': width, height, fx and fy must be positive")
+            if cam.f_number <= 0 or cam.focus_distance_m <= 0 or cam.sensor_width_mm <= 0:
+                raise bad(f"camera '{name}': f_number, focus_distance_m and sensor_width_mm must be positive")
+            cams[name] = cam
+
+        frames: list[Frame] = []
+        seen: set[str] = set()
+        fr_raw = raw.get("frames")
+        if not isinstance(fr_raw, list) or not fr_raw:
+            raise bad("'frames' must be a non-empty list")
+        for i, fr in enumerate(fr_raw):
+            if not isinstance(fr, dict):
+                raise bad(f"frame {i}: expected an object")
+            fid = str(fr.get("id", i))
+            if fid in seen:
+                raise bad(f"frame '{fid}': duplicate id")
+            seen.add(fid)
+            cam_name = fr.get("camera")
+            if cam_name not in cams:
+                raise bad(f"frame '{fid}': unknown camera {cam_name!r} (cameras: {', '.join(cams)})")
+            try:
+                c2w = np.asarray(fr["cam2world"], dtype=np.float64)
+            except (KeyError, TypeError, ValueError):
+                raise bad(f"frame '{fid}': missing or invalid cam2world") from None
+            if c2w.shape != (4, 4) or not np.isfinite(c2w).all():
+                raise bad(f"frame '{fid}': cam2world must be a finite 4x4 matrix")
+            rot = c2w[:3, :3]
+            if not np.allclose(rot @ rot.T, np.eye(3), atol=1e-4) or np.linalg.det(rot) < 0:
+                raise bad(f"frame '{fid}': cam2world rotation is not orthonormal and right-handed")
+            split = fr.get("split", "train")
+            if split not in SPLITS:
+                raise bad(f"frame '{fid}': split must be one of {SPLITS}, got {split!r}")
+            opt = {k: file(fr[k], f"frame '{fid}' {k}") if fr.get(k) else None
+                   for k in ("depth", "lidar", "sky_mask")}
+            frames.append(Frame(
+                id=fid, camera=cams[cam_name], timestamp=float(fr.get("timestamp", i)),
+                image_path=file(fr.get("image"), f"frame '{fid}' image"), cam2world=c2w, split=split,
+                index=int(fr.get("index", i)), depth_path=opt["depth"], lidar_path=opt["lidar"],
+                sky_mask_path=opt["sky_mask"],
+            ))
+
+        defocus = []
+        for j, d in enumerate(raw.get("defocus", []) or []):
+            try:
+                if d["frame"] not in seen:
+                    raise bad(f"defocus entry {j}: unknown frame {d['frame']!r}")
+                defocus.append(DefocusImage(str(d["frame"]), float(d["f_number"]), float(d["focus_distance_m"]),
+                                            file(d["image"], f"defocus entry {j} image"),
+                                            int(d.get("lens_samples", 0))))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise bad(f"defocus entry {j}: missing or invalid field ({exc})") from None
+
+        pts = raw.get("points3d")
+        return cls(root=root, cameras=cams, frames=frames, name=str(raw.get("name", root.name)),
+                   source=str(raw.get("source", "unknown")),
+                   points_path=file(pts, "points3d") if pts else None, defocus=defocus,
+                   meta=dict(raw.get("meta", {}) or {}))
+
+
+def holdout_split(n: int, every: int = 8) -> list[str]:
+    """The benchmark split: every ``every``-th frame of a camera's sequence is 'test', the rest 'train'."""
+    return ["test" if (i % every) == every // 2 else "train" for i in range(n)]
