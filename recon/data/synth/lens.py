@@ -1,0 +1,121 @@
+"""Pinhole and true finite-aperture (thin lens) rendering of a camera view.
+
+Pixel convention: the centre of pixel (u, v) is at (u + 0.5, v + 0.5); a ray goes through K^-1 [u+0.5, v+0.5, 1].
+Camera rays are cast with camera-frame direction (x, y, 1), so the hit distance is the z-depth in metres.
+
+Thin lens (design.md "Optics"): aperture diameter A = f / N (metres). A finite-aperture image is the average of
+pinhole renders from lens positions (ax, ay) on the aperture disk, each camera moved by (ax, ay) in its own x-y
+plane with the principal point moved by (fx * ax / d_f, fy * ay / d_f) so that the plane z = d_f stays fixed.
+A point at depth d then moves by fx * a * (1/d_f - 1/d) pixels: a blur disk of diameter fx * A * |1/d - 1/d_f|.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from recon.data.synth.raycast import Tracer
+
+GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
+
+
+def vogel_disk(n: int) -> np.ndarray:
+    """``n`` well-spread points (n, 2) in the unit disk (radius 1): the Vogel / Fibonacci spiral, deterministic."""
+    i = np.arange(n, dtype=np.float64)
+    r = np.sqrt((i + 0.5) / n)
+    th = i * GOLDEN_ANGLE
+    return np.stack([r * np.cos(th), r * np.sin(th)], axis=1)
+
+
+def subpixel_offsets(n: int) -> np.ndarray:
+    """Sub-pixel sample offsets (n, 2) in pixels around the pixel centre: the centre (n=1) or a rotated grid."""
+    if n == 1:
+        return np.zeros((1, 2))
+    if n == 4:
+        return np.array([[-0.125, -0.375], [0.375, -0.125], [0.125, 0.375], [-0.375, 0.125]])
+    raise ValueError(f"unsupported sub-pixel sample count {n}")
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+
+def camera_rays(k: Intrinsics, cam2world: np.ndarray, offset: tuple[float, float] = (0.0, 0.0),
+                lens: tuple[float, float] = (0.0, 0.0), focus_m: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """World-frame rays (origins, dirs) of all pixels, row-major (H*W, 3) each, float32.
+
+    ``offset`` is a sub-pixel shift in pixels; ``lens`` = (ax, ay) moves the camera centre in its x-y plane
+    (metres) and the principal point by (fx ax / focus_m, fy ay / focus_m). Directions have camera z = 1.
+    """
+    ax, ay = lens
+    cx = k.cx + k.fx * ax / focus_m
+    cy = k.cy + k.fy * ay / focus_m
+    u = (np.arange(k.width) + 0.5 + offset[0] - cx) / k.fx
+    v = (np.arange(k.height) + 0.5 + offset[1] - cy) / k.fy
+    dcam = np.empty((k.height, k.width, 3))
+    dcam[..., 0] = u[None, :]
+    dcam[..., 1] = v[:, None]
+    dcam[..., 2] = 1.0
+    rot = cam2world[:3, :3]
+    dirs = (dcam.reshape(-1, 3) @ rot.T).astype(np.float32)
+    origin = cam2world[:3, 3] + rot @ np.array([ax, ay, 0.0])
+    origins = np.broadcast_to(origin.astype(np.float32), dirs.shape)
+    return origins, dirs
+
+
+def render_depth(tracer: Tracer, k: Intrinsics, cam2world: np.ndarray) -> np.ndarray:
+    """Exact z-depth (H, W) float32 in metres through the pixel centres; 0 where the ray sees sky."""
+    o, d = camera_rays(k, cam2world)
+    t = tracer.cast(o, d).t
+    return np.where(np.isfinite(t), t, 0.0).astype(np.float32).reshape(k.height, k.width)
+
+
+def render_samples(tracer: Tracer, k: Intrinsics, cam2world: np.ndarray,
+                   samples: list[tuple[tuple[float, float], tuple[float, float]]], focus_m: float = 1.0,
+                   batch: int = 8) -> np.ndarray:
+    """Sum (H, W, 3) float64 of pinhole renders, one per (sub-pixel offset, lens position) in ``samples``."""
+    acc = np.zeros((k.height * k.width, 3))
+    n_px = k.height * k.width
+    for s in range(0, len(samples), batch):
+        chunk = samples[s:s + batch]
+        rays = [camera_rays(k, cam2world, off, lens, focus_m) for off, lens in chunk]
+        o = np.concatenate([r[0] for r in rays])
+        d = np.concatenate([r[1] for r in rays])
+        rgb = tracer.shade(d, tracer.cast(o, d), 1.0 / k.fx)
+        acc += rgb.reshape(len(chunk), n_px, 3).sum(axis=0, dtype=np.float64)
+    return acc.reshape(k.height, k.width, 3)
+
+
+def render_pinhole(tracer: Tracer, k: Intrinsics, cam2world: np.ndarray, antialias: int) -> np.ndarray:
+    """All-in-focus image (H, W, 3) float32: the mean over ``antialias`` sub-pixel samples."""
+    offs = subpixel_offsets(antialias)
+    samples = [((float(o[0]), float(o[1])), (0.0, 0.0)) for o in offs]
+    return (render_samples(tracer, k, cam2world, samples) / len(samples)).astype(np.float32)
+
+
+def lens_samples(n: int, aperture_m: float, antialias: int) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """(sub-pixel offset, lens position in metres) pairs of a finite-aperture image.
+
+    Lens positions: the Vogel disk scaled to radius A/2. Sub-pixel offsets cycle through the pinhole pattern, so
+    on the focus plane (where the lens position has no effect) the image equals the pinhole image whenever
+    ``n`` is a multiple of ``antialias``.
+    """
+    disk = vogel_disk(n) * (aperture_m / 2.0)
+    offs = subpixel_offsets(antialias)
+    return [((float(offs[i % len(offs)][0]), float(offs[i % len(offs)][1])), (float(disk[i, 0]), float(disk[i, 1])))
+            for i in range(n)]
+
+
+def render_defocus(tracer: Tracer, k: Intrinsics, cam2world: np.ndarray, aperture_m: float, focus_m: float,
+                   n_samples: int, antialias: int) -> np.ndarray:
+    """True finite-aperture image (H, W, 3) float32: the mean of pinhole renders over the lens samples."""
+    samples = lens_samples(n_samples, aperture_m, antialias)
+    return (render_samples(tracer, k, cam2world, samples, focus_m) / len(samples)).astype(np.float32)

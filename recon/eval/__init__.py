@@ -1,0 +1,1 @@
+"""Evaluation: image metrics, depth metrics by range band, the benchmark runner and its report."""

@@ -1,0 +1,1 @@
+"""Multi-view matching, triangulation and the multi-view depth supervision."""

@@ -1,0 +1,1 @@
+"""Gaussian scene model: parameters, initialisation from points, sky/background, PLY export."""

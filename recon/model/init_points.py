@@ -1,0 +1,179 @@
+"""Initial point clouds for the Gaussians: LiDAR or SfM points cleaned with open3d, plus far points.
+
+Driving scenes span 2 m to several hundred metres. LiDAR (about 75 m range) and SfM cover the near and mid field;
+the distant field (skyline, hills) has no measurement at all, so plain 3DGS fills it with floaters close to the
+cameras. We seed it with *far points*: pixels of the training views that no LiDAR point reaches and that are not sky,
+back-projected to depths drawn uniformly in inverse depth between ``far_near_m`` and ``far_far_m``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from recon.data.scene import Frame, Scene
+from recon.errors import ReconError
+
+
+@dataclass
+class InitConfig:
+    """How the Gaussians are seeded."""
+
+    source: str = "auto"
+    """'auto' (LiDAR, else SfM points, else random), 'lidar', 'sfm' or 'random'."""
+    voxel_size_m: float = 0.12
+    """Voxel size for open3d downsampling of the merged sweeps (metres)."""
+    max_points: int = 60_000
+    """Upper bound on seeded points after downsampling (random subset, seeded)."""
+    outlier_neighbors: int = 12
+    """Statistical outlier removal: neighbours considered (0 disables)."""
+    outlier_std: float = 2.5
+    """Statistical outlier removal: standard-deviation ratio."""
+    far_points: int = 8_000
+    """Points seeded in the distant field beyond LiDAR range (0 disables)."""
+    far_near_m: float = 60.0
+    """Nearest depth of far points (metres)."""
+    far_far_m: float = 400.0
+    """Farthest depth of far points (metres)."""
+    random_points: int = 30_000
+    """Points for the 'random' fallback, spread in the cameras' frusta."""
+
+
+@dataclass
+class InitPoints:
+    """Seed points: xyz world metres (N, 3) float32 and rgb in [0, 1] (N, 3) float32, with their provenance."""
+
+    xyz: np.ndarray
+    rgb: np.ndarray
+    source: str
+
+
+def _project(frame: Frame, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel coordinates (u, v), z-depth and in-image mask of world points in a frame (pixel-centre convention)."""
+    w2c = frame.world2cam
+    pc = pts @ w2c[:3, :3].T + w2c[:3, 3]
+    z = pc[:, 2]
+    cam = frame.camera
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = cam.fx * pc[:, 0] / z + cam.cx
+        v = cam.fy * pc[:, 1] / z + cam.cy
+    ok = (z > 0.05) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
+    return np.stack([u, v], 1), z, ok
+
+
+def colorize(points: np.ndarray, frames: list[Frame], images: dict[str, np.ndarray]) -> np.ndarray:
+    """Colour world points by the nearest (smallest z) training view that sees them; grey where none does."""
+    rgb = np.full((len(points), 3), 0.5, np.float32)
+    best = np.full(len(points), np.inf)
+    for f in frames:
+        uv, z, ok = _project(f, points)
+        better = ok & (z < best)
+        if not better.any():
+            continue
+        img = images[f.id]
+        ui = np.clip(uv[better, 0].astype(int), 0, img.shape[1] - 1)
+        vi = np.clip(uv[better, 1].astype(int), 0, img.shape[0] - 1)
+        rgb[better] = img[vi, ui]
+        best[better] = z[better]
+    return rgb
+
+
+def clean_points(xyz: np.ndarray, cfg: InitConfig, rng: np.random.Generator) -> np.ndarray:
+    """Voxel-downsample and remove statistical outliers with open3d; cap the count (seeded)."""
+    import open3d as o3d
+
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz.astype(np.float64)))
+    if cfg.voxel_size_m > 0:
+        pcd = pcd.voxel_down_sample(cfg.voxel_size_m)
+    if cfg.outlier_neighbors > 0 and len(pcd.points) > cfg.outlier_neighbors * 4:
+        pcd, _ = pcd.remove_statistical_outlier(cfg.outlier_neighbors, cfg.outlier_std)
+    out = np.asarray(pcd.points, dtype=np.float32)
+    if len(out) > cfg.max_points:
+        out = out[np.sort(rng.choice(len(out), cfg.max_points, replace=False))]
+    return out
+
+
+def far_points(frames: list[Frame], images: dict[str, np.ndarray], near_xyz: np.ndarray | None, cfg: InitConfig,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Seed the distant field: non-sky pixels with no near point, back-projected at far inverse-uniform depths."""
+    if cfg.far_points <= 0 or not frames:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
+    per = max(1, cfg.far_points // len(frames))
+    xyz_all, rgb_all = [], []
+    for f in frames:
+        cam = f.camera
+        covered = np.zeros((cam.height, cam.width), bool)
+        if near_xyz is not None and len(near_xyz):
+            uv, _z, ok = _project(f, near_xyz)
+            ui, vi = uv[ok, 0].astype(int), uv[ok, 1].astype(int)
+            covered[vi, ui] = True
+            # LiDAR is sparse on the image: spread each hit over a small neighbourhood.
+            from scipy.ndimage import binary_dilation
+
+            covered = binary_dilation(covered, iterations=3)
+        sky = f.load_sky_mask()
+        if sky is not None:
+            covered |= sky
+        cand = np.flatnonzero(~covered.ravel())
+        if len(cand) == 0:
+            continue
+        pick = rng.choice(cand, min(per, len(cand)), replace=False)
+        v, u = np.divmod(pick, cam.width)
+        inv = rng.uniform(1.0 / cfg.far_far_m, 1.0 / cfg.far_near_m, len(pick))
+        z = 1.0 / inv
+        x = (u + 0.5 - cam.cx) / cam.fx * z
+        y = (v + 0.5 - cam.cy) / cam.fy * z
+        pc = np.stack([x, y, z], 1)
+        xyz_all.append((pc @ f.cam2world[:3, :3].T + f.cam2world[:3, 3]).astype(np.float32))
+        rgb_all.append(images[f.id][v, u])
+    if not xyz_all:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
+    return np.concatenate(xyz_all), np.concatenate(rgb_all).astype(np.float32)
+
+
+def random_points(frames: list[Frame], n: int, rng: np.random.Generator, near: float = 2.0,
+                  far: float = 100.0) -> np.ndarray:
+    """Points spread in the training frusta, uniform in inverse depth (fallback without LiDAR or SfM)."""
+    per = max(1, n // max(1, len(frames)))
+    out = []
+    for f in frames:
+        cam = f.camera
+        u = rng.uniform(0, cam.width, per)
+        v = rng.uniform(0, cam.height, per)
+        z = 1.0 / rng.uniform(1.0 / far, 1.0 / near, per)
+        pc = np.stack([(u - cam.cx) / cam.fx * z, (v - cam.cy) / cam.fy * z, z], 1)
+        out.append(pc @ f.cam2world[:3, :3].T + f.cam2world[:3, 3])
+    return np.concatenate(out).astype(np.float32)
+
+
+def initial_points(scene: Scene, frames: list[Frame], images: dict[str, np.ndarray], cfg: InitConfig,
+                   seed: int = 0) -> InitPoints:
+    """Seed points for the Gaussians from the scene's LiDAR, SfM points, or (with a warning) random points."""
+    rng = np.random.default_rng(seed)
+    source = cfg.source
+    if source == "auto":
+        source = "lidar" if scene.has_lidar() else ("sfm" if scene.points_path is not None else "random")
+        if source == "random":
+            warnings.warn(f"{scene.root}: scene has no LiDAR and no SfM points; seeding Gaussians at random "
+                          "depths in the training frusta (expect slower convergence)", stacklevel=2)
+    if source == "lidar":
+        if not scene.has_lidar():
+            raise ReconError(f"{scene.root}: init source 'lidar' requested but the scene has no LiDAR sweeps")
+        sweeps = [np.load(p)[:, :3] for p in scene.lidar_sweeps()]
+        xyz = clean_points(np.concatenate(sweeps).astype(np.float32), cfg, rng)
+        rgb = colorize(xyz, frames, images)
+    elif source == "sfm":
+        pts = scene.load_sfm_points()
+        if pts is None:
+            raise ReconError(f"{scene.root}: init source 'sfm' requested but the scene has no points3d file")
+        xyz = clean_points(pts[:, :3], cfg, rng)
+        rgb = colorize(xyz, frames, images)
+    elif source == "random":
+        xyz = random_points(frames, cfg.random_points, rng)
+        rgb = colorize(xyz, frames, images)
+    else:
+        raise ReconError(f"unknown init source {cfg.source!r} (choose auto, lidar, sfm or random)")
+    fxyz, frgb = far_points(frames, images, xyz if source != "random" else None, cfg, rng)
+    return InitPoints(np.concatenate([xyz, fxyz]), np.concatenate([rgb, frgb]), source)

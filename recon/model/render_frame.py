@@ -1,0 +1,45 @@
+"""Render one camera view of the Gaussians (+ sky) through ``recon.render.rasterize``.
+
+Shared by the trainer, evaluation, export and the viewer so that every stage sees the same image. Depth is the
+expected z-depth (metres, OpenCV camera axes) of the Gaussians normalised by their accumulated opacity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from recon.model.sky import SkyModel, ray_directions
+
+
+@dataclass
+class RenderOutput:
+    """One rendered view. ``rgb`` (H, W, 3) in [0, 1] with sky composited; ``depth`` (H, W) metres; ``alpha``
+    (H, W) accumulated opacity of the Gaussians; ``info`` the rasterizer's info dict (for densification)."""
+
+    rgb: torch.Tensor
+    depth: torch.Tensor
+    alpha: torch.Tensor
+    info: dict[str, Any]
+
+
+def render_frame(gaussians: dict[str, torch.Tensor], viewmat: torch.Tensor, K: torch.Tensor, width: int,
+                 height: int, sh_degree: int, sky: SkyModel | None = None, backend: str = "auto",
+                 antialiased: bool = False) -> RenderOutput:
+    """Render ``gaussians`` (see :func:`recon.model.gaussians.activated`) from world-to-camera ``viewmat`` (4, 4)
+    with intrinsics ``K`` (3, 3) at ``width`` x ``height`` pixels."""
+    from recon.render import rasterize
+
+    colors, alphas, info = rasterize(
+        gaussians["means"], gaussians["quats"], gaussians["scales"], gaussians["opacities"], gaussians["sh"],
+        viewmat[None], K[None], width, height, sh_degree=sh_degree, render_mode="RGB+ED",
+        rasterize_mode="antialiased" if antialiased else "classic", backend=backend,
+    )
+    rgb, depth, alpha = colors[0, ..., :3], colors[0, ..., 3], alphas[0, ..., 0]
+    if sky is not None:
+        c2w = torch.linalg.inv(viewmat)
+        rgb = rgb + (1.0 - alpha)[..., None] * sky(ray_directions(c2w, K, width, height))
+    return RenderOutput(rgb=rgb.clamp(0.0, 1.0) if not rgb.requires_grad else rgb, depth=depth, alpha=alpha,
+                        info=info)

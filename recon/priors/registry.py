@@ -1,0 +1,187 @@
+"""One entry point for every depth prior, with an on-disk cache: ``compute_prior(scene, frame, source, **opts)``.
+
+Sources: ``lidar``, ``sfm`` (options ``dense``, ``radius_px``, ``occlusion_radius_px``, ``use_image``,
+``use_sky_mask``, ``max_depth``, ``device``), ``mono`` (``weights``, ``device``, ``input_size``,
+``canonical_focal_px``, ``confidence``, ``align``), ``simulated`` (``seed``, ``profile``, ``align``; synthetic
+scenes only, labelled ``simulated``) and ``dfd`` (delegated to ``recon.priors.dfd.dfd_prior(scene, frame,
+**opts) -> DepthPrior`` when that module provides it). ``align="lidar"|"sfm"`` rescales a monocular prior to the
+frame's sparse metric depth (one robust scale factor, :mod:`recon.priors.scale`). Other modules may add sources
+with :func:`register_source`.
+
+Cache: ``<cache_dir or scene.root/priors>/<source>-<hash of the options>/<frame id>.npz``, written atomically
+(:meth:`DepthPrior.save`). Each file records a signature of its inputs (the scene's geometry fingerprint, the
+options, the size and mtime of the files it was computed from); a mismatch recomputes, so a stale prior is never
+returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from recon.data.scene import Frame, Scene
+from recon.errors import ReconError
+from recon.priors.base import DepthPrior
+
+SOURCES = ("lidar", "sfm", "mono", "simulated", "dfd")
+PriorFn = Callable[..., DepthPrior]
+_REGISTERED: dict[str, PriorFn] = {}
+_MODELS: dict[tuple[str, str, int, float | None], Any] = {}  # loaded mono networks, reused across frames
+
+
+def register_source(name: str, fn: PriorFn) -> None:
+    """Add (or replace) a prior source: ``fn(scene, frame, **opts) -> DepthPrior``."""
+    _REGISTERED[name] = fn
+
+
+def available_sources() -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*SOURCES, *_REGISTERED)))
+
+
+# ---------------------------------------------------------------------------------------------- the sources
+def _lidar(scene: Scene, frame: Frame, **opts: Any) -> DepthPrior:
+    from recon.priors.lidar import lidar_prior
+
+    return lidar_prior(frame, **opts)
+
+
+def _sfm(scene: Scene, frame: Frame, **opts: Any) -> DepthPrior:
+    from recon.priors.sfm import sfm_prior
+
+    return sfm_prior(scene, frame, **opts)
+
+
+def _align(scene: Scene, frame: Frame, prior: DepthPrior, align: str | None) -> DepthPrior:
+    """Rescale a metric-but-biased prior to the frame's sparse LiDAR / SfM depth (scale only)."""
+    if align in (None, "none"):
+        return prior
+    from recon.priors.scale import align_to_sparse
+
+    if align == "lidar":
+        from recon.priors.lidar import lidar_prior
+
+        sparse = lidar_prior(frame, dense=False).depth
+    elif align == "sfm":
+        from recon.priors.sfm import sfm_prior
+
+        sparse = sfm_prior(scene, frame, dense=False).depth
+    else:
+        raise ReconError(f"align must be none, lidar or sfm, got {align!r}")
+    depth, fit = align_to_sparse(prior.depth, sparse, kind="depth", shift=False)
+    meta = {**prior.meta, "aligned_to": align, "align_depth_scale": fit.depth_scale,
+            "align_inlier_ratio": fit.inlier_ratio, "align_points": fit.n}
+    return DepthPrior(depth, prior.confidence, prior.source, meta)
+
+
+def _mono(scene: Scene, frame: Frame, weights: str | Path | None = None, device: str = "cpu",
+          input_size: int = 518, canonical_focal_px: float | None = None, confidence: float = 0.5,
+          align: str | None = None, use_sky_mask: bool = True) -> DepthPrior:
+    from recon.priors.mono import load_mono_model, mono_prior, resolve_weights
+
+    path = resolve_weights(weights)
+    key = (str(path.resolve()), device, input_size, canonical_focal_px)
+    if key not in _MODELS:
+        _MODELS.clear()  # keep at most one network in memory
+        _MODELS[key] = load_mono_model(path, device, input_size, canonical_focal_px)
+    prior = mono_prior(frame, _MODELS[key], confidence, use_sky_mask)
+    return _align(scene, frame, prior, align)
+
+
+def _simulated(scene: Scene, frame: Frame, seed: int = 0, profile: Any = None, align: str | None = None
+               ) -> DepthPrior:
+    from recon.priors.simulated import simulated_prior
+
+    return _align(scene, frame, simulated_prior(frame, seed, profile), align)
+
+
+def _dfd(scene: Scene, frame: Frame, **opts: Any) -> DepthPrior:
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("recon.priors.dfd") is None:
+        raise ReconError("depth from defocus is not built yet (recon.priors.dfd is missing)")
+    mod = importlib.import_module("recon.priors.dfd")
+    fn = getattr(mod, "dfd_prior", None)
+    if fn is None:
+        raise ReconError("recon.priors.dfd provides no dfd_prior(scene, frame, **opts) -> DepthPrior; "
+                         "run `recon dfd` for depth from defocus")
+    return fn(scene, frame, **opts)
+
+
+_BUILTIN: dict[str, PriorFn] = {"lidar": _lidar, "sfm": _sfm, "mono": _mono, "simulated": _simulated, "dfd": _dfd}
+
+
+# ---------------------------------------------------------------------------------------------- the cache
+def _jsonable(x: Any) -> Any:
+    if is_dataclass(x) and not isinstance(x, type):
+        return _jsonable(asdict(x))
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in sorted(x.items())}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, Path):
+        return str(x.expanduser().resolve())
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    return repr(x)
+
+
+def _file_stat(p: Path | None) -> list[Any] | None:
+    if p is None or not Path(p).is_file():
+        return None
+    st = Path(p).stat()
+    return [str(Path(p).resolve()), st.st_size, st.st_mtime_ns]
+
+
+def _input_signature(scene: Scene, frame: Frame, source: str, opts: dict[str, Any]) -> str:
+    """A hash of everything the prior of this frame depends on (geometry, options, input files)."""
+    files = [frame.image_path, frame.lidar_path, frame.sky_mask_path, frame.depth_path, scene.points_path]
+    if source == "mono":
+        from recon.priors.mono import resolve_weights
+
+        files.append(resolve_weights(opts.get("weights")))
+    sig = {"scene": scene.fingerprint(), "frame": frame.id, "source": source, "opts": _jsonable(opts),
+           "files": [_file_stat(p) for p in files]}
+    return hashlib.sha1(json.dumps(sig, sort_keys=True).encode()).hexdigest()
+
+
+def prior_cache_path(scene: Scene, frame: Frame, source: str, opts: dict[str, Any],
+                     cache_dir: str | Path | None = None) -> Path:
+    """Where the cached prior of ``frame`` for ``source`` with ``opts`` lives."""
+    root = Path(cache_dir) if cache_dir is not None else scene.root / "priors"
+    okey = hashlib.sha1(json.dumps({"source": source, "opts": _jsonable(opts)}, sort_keys=True).encode())
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", frame.id)
+    return root / f"{source}-{okey.hexdigest()[:10]}" / f"{safe}.npz"
+
+
+def compute_prior(scene: Scene, frame: Frame, source: str, *, cache_dir: str | Path | None = None,
+                  use_cache: bool = True, **opts: Any) -> DepthPrior:
+    """The depth prior of ``frame`` from ``source`` (see the module docstring), cached on disk.
+
+    ``use_cache=False`` neither reads nor writes the cache. The ``device`` option does not change the result and
+    is left out of the cache key.
+    """
+    fn = _REGISTERED.get(source) or _BUILTIN.get(source)
+    if fn is None:
+        raise ReconError(f"unknown depth prior source {source!r} (choose from {', '.join(available_sources())})")
+    key_opts = {k: v for k, v in opts.items() if k != "device"}
+    if not use_cache:
+        return fn(scene, frame, **opts)
+    path = prior_cache_path(scene, frame, source, key_opts, cache_dir)
+    sig = _input_signature(scene, frame, source, key_opts)
+    if path.is_file():
+        try:
+            cached = DepthPrior.load(path)
+        except ReconError:
+            cached = None  # a damaged cache file is recomputed, not fatal
+        if cached is not None and cached.meta.get("input_signature") == sig:
+            return cached
+    prior = fn(scene, frame, **opts)
+    prior.meta = {**prior.meta, "input_signature": sig}
+    prior.save(path)
+    return prior

@@ -1,0 +1,1 @@
+"""Training: configs, the optimisation loop, checkpoints and logging."""

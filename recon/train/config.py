@@ -1,0 +1,111 @@
+"""Training configuration (tyro dataclasses). Presets in ``configs/*.toml`` override these defaults.
+
+Units: metres for scene quantities, pixels for image quantities; learning rates follow gsplat's
+``examples/simple_trainer.py`` (means scaled by the scene extent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from recon.model.init_points import InitConfig
+
+
+@dataclass
+class StrategyConfig:
+    """Densification (gsplat strategies)."""
+
+    kind: Literal["default", "mcmc"] = "default"
+    """'default': clone/split/prune (3DGS); 'mcmc': relocation with a Gaussian budget (3DGS-MCMC)."""
+    refine_start: int = 200
+    refine_stop: int = 1_800
+    refine_every: int = 100
+    reset_every: int = 100_000
+    """Opacity reset period (default off: short CPU schedules lose more than they gain from resets)."""
+    grow_grad2d: float = 0.0002
+    prune_opa: float = 0.005
+    cap_max: int = 150_000
+    """MCMC: maximum number of Gaussians."""
+
+
+@dataclass
+class OptimConfig:
+    """Learning rates (Adam) and schedules."""
+
+    means_lr: float = 1.6e-4
+    """Multiplied by the scene scale; decays exponentially to 1% by the last iteration."""
+    scales_lr: float = 5e-3
+    quats_lr: float = 1e-3
+    opacities_lr: float = 5e-2
+    sh0_lr: float = 2.5e-3
+    shN_lr: float = 2.5e-3 / 20
+    sky_lr: float = 1e-2
+    exposure_lr: float = 1e-3
+    sh_degree: int = 3
+    sh_degree_interval: int = 300
+    """Raise the active SH degree by one every this many iterations."""
+
+
+@dataclass
+class LossConfig:
+    """Loss weights. The DoF and multi-view terms are off in the baseline."""
+
+    ssim_lambda: float = 0.2
+    sky_weight: float = 0.05
+    """Weight of alpha -> 0 on sky-mask pixels (only where the scene has sky masks)."""
+    lidar_depth_weight: float = 0.0
+    """Sparse LiDAR depth loss (the 'lidar' preset: what drivestudio / Street Gaussians do)."""
+    lidar_depth_kind: Literal["inverse_l1", "l1"] = "inverse_l1"
+    dof_weight: float = 0.0
+    """Depth-of-field loss (preset 'dof'); needs recon.optics and a metric prior."""
+    dof_prior: str = "simulated"
+    """Prior feeding the DoF loss: lidar, sfm, mono, simulated (synthetic scenes only), dfd."""
+    dof_focus_count: int = 3
+    dof_max_blur_px: float = 6.0
+    dof_start: int = 200
+    mv_weight: float = 0.0
+    """Multi-view consistency loss (preset 'mv')."""
+    mv_start: int = 200
+
+
+@dataclass
+class TrainConfig:
+    """Train 3D Gaussians on a recon scene folder.
+
+    Example: ``recon train --data demo/street --out runs/street baseline``.
+    """
+
+    data: Path
+    """Scene folder (with scene.json), e.g. from `recon data synth` or `recon data convert`."""
+    out: Path
+    """Run folder: checkpoints, metrics.jsonl, config.json, point_cloud.ply, eval/."""
+    preset: str = "baseline"
+    """Name of the preset the run started from (set by the positional preset argument)."""
+    iters: int = 2_000
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """'auto' uses CUDA (gsplat kernels) when available, else the CPU rasterizer."""
+    downscale: float = 1.0
+    """Train on images resized by this factor (e.g. 0.5)."""
+    init: InitConfig = field(default_factory=InitConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    init_opacity: float = 0.1
+    sky_model: bool = True
+    """Learn a view-direction sky map composited behind the Gaussians."""
+    exposure: bool = False
+    """Learn a per-camera affine colour correction (train-time only; test views use their camera's)."""
+    antialiased: bool = False
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    eval_at_end: bool = True
+    resume: bool = False
+    """Continue from the newest usable checkpoint in --out (same scene and config required)."""
+    overwrite: bool = False
+    """Delete an existing --out folder first."""
+    threads: int = 0
+    """torch CPU threads (0 = torch's default)."""

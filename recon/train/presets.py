@@ -1,0 +1,68 @@
+"""Presets: small TOML files in ``configs/`` that override :class:`recon.train.config.TrainConfig` defaults.
+
+A preset names only what differs from the defaults, e.g. ``configs/dof.toml``::
+
+    description = "baseline + depth-of-field loss"
+    [loss]
+    dof_weight = 0.5
+
+Users can pass their own file: ``recon train my_preset.toml --data ... --out ...``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from recon.errors import ReconError
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+
+
+def preset_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml":
+        if not p.is_file():
+            raise ReconError(f"{p}: preset file not found")
+        return p
+    cand = CONFIG_DIR / f"{name_or_path}.toml"
+    if not cand.is_file():
+        raise ReconError(f"unknown preset {name_or_path!r} (available: {', '.join(preset_names())})")
+    return cand
+
+
+def apply_overrides(obj: Any, overrides: dict[str, Any], where: str) -> Any:
+    """Return a copy of dataclass ``obj`` with (nested) ``overrides`` applied; unknown keys are an error."""
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise ReconError(f"{where}: unknown option {key!r} for {type(obj).__name__}")
+        cur = getattr(obj, key)
+        if dataclasses.is_dataclass(cur) and isinstance(value, dict):
+            changes[key] = apply_overrides(cur, value, f"{where} [{key}]")
+        elif isinstance(cur, Path):
+            changes[key] = Path(value)
+        elif isinstance(cur, tuple):
+            changes[key] = tuple(value)
+        else:
+            changes[key] = value
+    return dataclasses.replace(obj, **changes)
+
+
+def load_preset(name_or_path: str, base: Any) -> tuple[Any, str]:
+    """Apply a preset to ``base`` (a TrainConfig); returns the new config and the preset's description."""
+    path = preset_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ReconError(f"{path}: not valid TOML ({exc})") from None
+    desc = str(raw.pop("description", ""))
+    cfg = apply_overrides(base, raw, str(path))
+    return dataclasses.replace(cfg, preset=Path(name_or_path).stem), desc

@@ -1,0 +1,302 @@
+"""The training loop: one responsibility per method, losses from ``recon.losses``, densification from gsplat.
+
+Per iteration: pick a training view (seeded permutation per epoch), render it with :func:`render_frame`, add the
+enabled loss terms (photometric, sky alpha, LiDAR depth, and the supervisions plugged in as :class:`Supervision`
+objects: depth of field, multi-view), step the optimisers and the densification strategy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from recon.data.scene import Scene
+from recon.errors import ReconError
+from recon.io.atomic import atomic_write_json
+from recon.losses.depth import sky_alpha_loss, sparse_depth_loss
+from recon.losses.photometric import photometric_loss
+from recon.model.gaussians import activated, create_gaussians
+from recon.model.init_points import initial_points
+from recon.model.render_frame import RenderOutput, render_frame
+from recon.model.sky import SkyModel
+from recon.train.checkpoint import load_latest_checkpoint, save_checkpoint
+from recon.train.config import TrainConfig
+from recon.train.logger import MetricLogger
+from recon.train.views import View, load_views
+
+PARAM_LRS = ("means", "scales", "quats", "opacities", "sh0", "shN")
+
+
+class Supervision(Protocol):
+    """An extra loss term plugged into the trainer (DoF, multi-view). Returns named, already weighted terms."""
+
+    name: str
+
+    def __call__(self, step: int, view: View, out: RenderOutput) -> dict[str, torch.Tensor]: ...
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ReconError("--device cuda requested but CUDA is not available (use --device auto or cpu)")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def config_key(cfg: TrainConfig) -> str:
+    """Hash of the options that change the optimisation (not paths, logging or resume flags)."""
+    d = dataclasses.asdict(cfg)
+    for k in ("data", "out", "resume", "overwrite", "threads", "eval_at_end", "log_every", "checkpoint_every",
+              "keep_checkpoints", "device"):
+        d.pop(k, None)
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def estimate_up(c2ws: np.ndarray) -> np.ndarray:
+    """World 'up' from camera poses: OpenCV cameras have y pointing down, so up is minus their mean y axis."""
+    up = -c2ws[:, :3, 1].mean(axis=0)
+    n = np.linalg.norm(up)
+    return up / n if n > 1e-6 else np.array([0.0, 0.0, 1.0])
+
+
+class Trainer:
+    """Holds the scene views, the Gaussians, the optimisers and the strategy; ``train()`` runs the loop."""
+
+    def __init__(self, cfg: TrainConfig, supervisions: list[Callable[[Trainer], Supervision]] | None = None) -> None:
+        self.cfg = cfg
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        self.device = pick_device(cfg.device)
+        self.backend = "auto"
+        self.scene = Scene.load(cfg.data)
+        frames = self.scene.train_frames
+        if not frames:
+            raise ReconError(f"{self.scene.root / 'scene.json'}: no frames in the 'train' split")
+        self.camera_names = sorted(self.scene.cameras)
+        self.views = load_views(frames, cfg.downscale, self.device, self.camera_names,
+                                lidar=cfg.loss.lidar_depth_weight > 0, desc="loading training views")
+        c2ws = np.stack([f.cam2world for f in frames])
+        centers = c2ws[:, :3, 3]
+        self.scene_scale = float(max(1.0, 1.1 * np.linalg.norm(centers - centers.mean(0), axis=1).max()))
+        self.up = estimate_up(c2ws)
+        self._init_model()
+        self.supervisions = [make(self) for make in (supervisions or [])]
+        self.step = 0
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self._order: list[int] = []
+
+    # ------------------------------------------------------------------ setup
+    def _init_model(self) -> None:
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        images = {v.frame.id: v.frame.load_image() for v in self.views}
+        pts = initial_points(self.scene, [v.frame for v in self.views], images, cfg.init, seed=cfg.seed)
+        self.init_source = pts.source
+        self.params = create_gaussians(pts.xyz, pts.rgb, cfg.optim.sh_degree, cfg.init_opacity,
+                                       seed=cfg.seed).to(self.device)
+        o = cfg.optim
+        lrs = {"means": o.means_lr * self.scene_scale, "scales": o.scales_lr, "quats": o.quats_lr,
+               "opacities": o.opacities_lr, "sh0": o.sh0_lr, "shN": o.shN_lr}
+        self.optimizers = {k: torch.optim.Adam([{"params": self.params[k], "lr": lrs[k], "name": k}], eps=1e-15)
+                           for k in PARAM_LRS}
+        self.means_sched = torch.optim.lr_scheduler.ExponentialLR(
+            self.optimizers["means"], gamma=0.01 ** (1.0 / max(1, cfg.iters)))
+        self.sky = SkyModel(up=tuple(float(x) for x in self.up)).to(self.device) if cfg.sky_model else None
+        n_cam = len(self.camera_names)
+        self.exposure = (torch.nn.Parameter(torch.eye(3, 4, device=self.device).repeat(n_cam, 1, 1))
+                         if cfg.exposure else None)
+        aux: list[dict[str, Any]] = []
+        if self.sky is not None:
+            aux.append({"params": list(self.sky.parameters()), "lr": o.sky_lr})
+        if self.exposure is not None:
+            aux.append({"params": [self.exposure], "lr": o.exposure_lr})
+        self.aux_opt = torch.optim.Adam(aux) if aux else None
+        self.strategy, self.strategy_state = self._make_strategy()
+
+    def _make_strategy(self) -> tuple[Any, dict[str, Any]]:
+        s = self.cfg.strategy
+        if s.kind == "default":
+            from gsplat.strategy import DefaultStrategy
+
+            strat = DefaultStrategy(prune_opa=s.prune_opa, grow_grad2d=s.grow_grad2d, refine_start_iter=s.refine_start,
+                                    refine_stop_iter=s.refine_stop, refine_every=s.refine_every,
+                                    reset_every=s.reset_every, verbose=False)
+            strat.check_sanity(self.params, self.optimizers)
+            return strat, strat.initialize_state(scene_scale=self.scene_scale)
+        from recon.render.mcmc_ops import make_mcmc_strategy
+
+        strat = make_mcmc_strategy(cap_max=s.cap_max, refine_start_iter=s.refine_start,
+                                   refine_stop_iter=s.refine_stop, refine_every=s.refine_every,
+                                   device=self.device)
+        strat.check_sanity(self.params, self.optimizers)
+        return strat, strat.initialize_state()
+
+    # ------------------------------------------------------------------ one iteration
+    def next_view(self) -> View:
+        if not self._order:
+            self._order = torch.randperm(len(self.views), generator=self.gen).tolist()
+        return self.views[self._order.pop()]
+
+    def sh_degree(self, step: int) -> int:
+        return min(step // max(1, self.cfg.optim.sh_degree_interval), self.cfg.optim.sh_degree)
+
+    def render(self, view: View, step: int | None = None) -> RenderOutput:
+        deg = self.cfg.optim.sh_degree if step is None else self.sh_degree(step)
+        return render_frame(activated(self.params), view.viewmat, view.K, view.width, view.height, deg, self.sky,
+                            self.backend, self.cfg.antialiased)
+
+    def apply_exposure(self, rgb: torch.Tensor, view: View) -> torch.Tensor:
+        if self.exposure is None:
+            return rgb
+        a = self.exposure[view.camera_index]
+        return rgb @ a[:, :3].T + a[:, 3]
+
+    def losses(self, step: int, view: View, out: RenderOutput) -> dict[str, torch.Tensor]:
+        cfg = self.cfg.loss
+        pred = self.apply_exposure(out.rgb, view)
+        terms = {"photo": photometric_loss(pred.permute(2, 0, 1)[None], view.image.permute(2, 0, 1)[None],
+                                           cfg.ssim_lambda)}
+        if view.sky is not None and cfg.sky_weight > 0:
+            terms["sky"] = cfg.sky_weight * sky_alpha_loss(out.alpha, view.sky.float())
+        if view.lidar_depth is not None and cfg.lidar_depth_weight > 0:
+            terms["lidar"] = cfg.lidar_depth_weight * sparse_depth_loss(out.depth, view.lidar_depth,
+                                                                        kind=cfg.lidar_depth_kind)
+        if self.cfg.strategy.kind == "mcmc":
+            terms["opa_reg"] = 0.01 * torch.sigmoid(self.params["opacities"]).mean()
+            terms["scale_reg"] = 0.01 * torch.exp(self.params["scales"]).mean()
+        for sup in self.supervisions:
+            terms.update(sup(step, view, out))
+        return terms
+
+    def train_step(self, step: int) -> dict[str, float]:
+        view = self.next_view()
+        out = self.render(view, step)
+        self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, step, out.info)
+        terms = self.losses(step, view, out)
+        loss = torch.stack(list(terms.values())).sum()
+        if not torch.isfinite(loss):
+            raise ReconError(f"loss became {float(loss)} at iteration {step}; lower the learning rates or check "
+                             "the scene's poses and depth priors")
+        loss.backward()
+        if self.cfg.strategy.kind == "mcmc":
+            self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, step, out.info,
+                                             lr=self.means_sched.get_last_lr()[0])
+        else:
+            self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, step, out.info)
+        for opt in self.optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        if self.aux_opt is not None:
+            self.aux_opt.step()
+            self.aux_opt.zero_grad(set_to_none=True)
+        self.means_sched.step()
+        with torch.no_grad():
+            mse = torch.mean((self.apply_exposure(out.rgb, view).clamp(0, 1) - view.image) ** 2)
+            psnr = -10.0 * math.log10(max(float(mse), 1e-10))
+        rec = {k: float(v) for k, v in terms.items()}
+        rec.update(loss=float(loss), psnr=psnr, n_gaussians=int(self.params["means"].shape[0]))
+        return rec
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "params": {k: v.detach().cpu() for k, v in self.params.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "means_sched": self.means_sched.state_dict(),
+            "aux_opt": self.aux_opt.state_dict() if self.aux_opt is not None else None,
+            "sky": self.sky.state_dict() if self.sky is not None else None,
+            "exposure": self.exposure.detach().cpu() if self.exposure is not None else None,
+            "strategy_state": {k: (v.cpu() if torch.is_tensor(v) else v) for k, v in self.strategy_state.items()},
+            "rng": {"gen": self.gen.get_state(), "torch": torch.get_rng_state(), "order": list(self._order),
+                    "numpy": np.random.get_state(), "python": random.getstate()},
+            "scene_fingerprint": self.scene.fingerprint(),
+            "config_key": config_key(self.cfg),
+            "config": json.loads(json.dumps(dataclasses.asdict(self.cfg), default=str)),
+            "up": self.up.tolist(), "scene_scale": self.scene_scale, "camera_names": self.camera_names,
+            "sh_degree": self.cfg.optim.sh_degree,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.params = torch.nn.ParameterDict(
+            {k: torch.nn.Parameter(v.to(self.device)) for k, v in state["params"].items()})
+        for k, opt in self.optimizers.items():
+            opt.param_groups[0]["params"] = [self.params[k]]
+            opt.state.clear()
+            opt.load_state_dict(state["optimizers"][k])
+        self.means_sched.load_state_dict(state["means_sched"])
+        if self.sky is not None and state.get("sky") is not None:
+            self.sky.load_state_dict(state["sky"])
+        if self.exposure is not None and state.get("exposure") is not None:
+            with torch.no_grad():
+                self.exposure.copy_(state["exposure"].to(self.device))
+        if self.aux_opt is not None and state.get("aux_opt") is not None:
+            self.aux_opt.load_state_dict(state["aux_opt"])
+        self.strategy_state = {k: (v.to(self.device) if torch.is_tensor(v) else v)
+                               for k, v in state["strategy_state"].items()}
+        rng = state["rng"]
+        self.gen.set_state(rng["gen"])
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        self._order = list(rng["order"])
+        self.step = int(state["step"])
+
+    # ------------------------------------------------------------------ the loop
+    def train(self, progress: bool = True) -> dict[str, Any]:
+        cfg, run = self.cfg, self.cfg.out
+        logger = MetricLogger(run)
+        if cfg.resume:
+            state = load_latest_checkpoint(run, self.scene.fingerprint(), config_key(cfg))
+            if state is not None:
+                self.load_state_dict(state)
+                logger.truncate_after(self.step)
+                print(f"resuming from iteration {self.step}")
+        t0 = time.perf_counter()
+        bar = tqdm(range(self.step, cfg.iters), initial=self.step, total=cfg.iters, desc="training",
+                   disable=not progress, dynamic_ncols=True)
+        rec: dict[str, float] = {}
+        for step in bar:
+            rec = self.train_step(step)
+            self.step = step + 1
+            if self.step % cfg.log_every == 0 or self.step == cfg.iters:
+                logger.log(self.step, **rec, elapsed_s=time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{rec['loss']:.4f}", psnr=f"{rec['psnr']:.2f}", gs=rec["n_gaussians"])
+            if cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0 and self.step < cfg.iters:
+                save_checkpoint(run, self.step, self.state_dict(), cfg.keep_checkpoints)
+        bar.close()
+        elapsed = time.perf_counter() - t0
+        save_checkpoint(run, self.step, self.state_dict(), cfg.keep_checkpoints)
+        logger.close()
+        self.export()
+        summary = {"iters": self.step, "train_seconds": elapsed, "n_gaussians": int(self.params["means"].shape[0]),
+                   "final_train_psnr": rec.get("psnr"), "init_source": self.init_source}
+        atomic_write_json(run / "train_summary.json", summary)
+        return summary
+
+    def export(self) -> Path:
+        """Write the current Gaussians as a standard 3DGS PLY (``point_cloud.ply``) in the run folder."""
+        from recon.model.ply import save_ply
+
+        p = {k: v.detach().cpu() for k, v in self.params.items()}
+        return save_ply(self.cfg.out / "point_cloud.ply", p["means"], p["quats"], p["scales"], p["opacities"],
+                        p["sh0"], p["shN"])
+
+
+def write_run_config(cfg: TrainConfig, preset_desc: str = "") -> Path:
+    """``config.json`` of the run: every option (the viewer and eval read ``data`` from it)."""
+    d = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    d["data"] = str(Path(cfg.data).resolve())
+    d["preset_description"] = preset_desc
+    d["config_key"] = config_key(cfg)
+    return atomic_write_json(Path(cfg.out) / "config.json", d)

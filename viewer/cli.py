@@ -1,0 +1,47 @@
+"""``recon view RUN_OR_PLY``: serve the web viewer until Ctrl+C."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+import tyro
+
+from viewer.app import ViewerApp, ViewerOptions
+from viewer.loading import resolve_input
+
+
+@dataclass
+class ViewConfig:
+    """Web splat viewer: splats in the browser, server-rendered RGB / depth / alpha / refocus beside them."""
+
+    path: Annotated[str, tyro.conf.Positional]
+    """A 3DGS .ply file, or a training run folder (point_cloud.ply + config.json naming the scene)."""
+    port: int = 8080
+    """TCP port of the web page."""
+    host: str = "127.0.0.1"
+    """Interface to listen on (127.0.0.1 = this machine only; 0.0.0.0 to share on the network)."""
+    max_splats: int = 1_000_000
+    """At most this many splats (the most opaque) are sent to the browser; the server render uses all."""
+    render_width: int = 320
+    """Width in pixels of the server-rendered panel image (height follows the browser's aspect)."""
+    thumbnails: int = 200
+    """Show images on at most this many camera frustums (0: none)."""
+    device: str = "cpu"
+    """Torch device for the server render ('cpu' or 'cuda')."""
+
+
+def main(argv: list[str], prog: str = "recon view") -> int:
+    cfg = tyro.cli(ViewConfig, args=argv, prog=prog)
+    inp = resolve_input(cfg.path)
+    opts = ViewerOptions(host=cfg.host, port=cfg.port, max_splats=cfg.max_splats, render_width=cfg.render_width,
+                         thumbnails=cfg.thumbnails, device=cfg.device)
+    app = ViewerApp(inp, opts).start()
+    print(f"recon view: {inp.ply_path} ({len(inp.gaussians):,} Gaussians) at {app.url}  (Ctrl+C to stop)")
+    print(f"screenshots go to {inp.out_dir / 'screenshots'}")
+    try:
+        while True:
+            time.sleep(1.0)
+    finally:
+        app.stop()

@@ -1,0 +1,111 @@
+"""Server-side rendering of one viewer camera through ``recon.render.rasterize`` (or the dense fallback).
+
+Cameras are OpenCV (x right, y down, z forward); ``cam2world`` 4x4 in metres; intrinsics in pixels of the render.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from recon.model.ply import GaussianData
+
+
+@dataclass
+class ViewCamera:
+    """A pinhole camera to render: pose (OpenCV axes, metres) and intrinsics in pixels of a ``width x height`` image."""
+
+    cam2world: np.ndarray
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    @classmethod
+    def from_viser(cls, wxyz: np.ndarray, position: np.ndarray, fov_y: float, aspect: float,
+                   width: int) -> ViewCamera:
+        """From a viser client camera (``wxyz`` = R_world_camera in OpenCV axes, vertical ``fov_y`` in radians)."""
+        from viser import transforms as tf
+
+        height = max(8, round(width / max(aspect, 1e-3)))
+        fy = 0.5 * height / math.tan(0.5 * fov_y)
+        c2w = np.eye(4)
+        c2w[:3, :3] = tf.SO3(np.asarray(wxyz, dtype=np.float64)).as_matrix()
+        c2w[:3, 3] = np.asarray(position, dtype=np.float64)
+        return cls(c2w, fy, fy, 0.5 * width, 0.5 * height, int(width), int(height))
+
+    @property
+    def K(self) -> np.ndarray:
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+
+@dataclass
+class RenderResult:
+    """``rgb [H, W, 3]`` in [0, 1]; ``depth [H, W]`` expected z-depth in metres (0 where alpha < 0.5);
+    ``alpha [H, W]`` in [0, 1]; the camera it was rendered with."""
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    alpha: np.ndarray
+    camera: ViewCamera
+
+
+def _load_rasterizer() -> tuple[Callable[..., Any] | None, str]:
+    try:
+        from recon.render import rasterize
+    except ImportError as exc:
+        return None, f"recon.render not importable ({exc})"
+    return rasterize, "recon.render"
+
+
+class SplatRenderer:
+    """Holds the Gaussians as tensors and renders :class:`ViewCamera` views.
+
+    Uses ``recon.render.rasterize`` (``backend="auto"``: gsplat on CUDA, recon's tile rasterizer on CPU). When that
+    module is not importable it falls back to :func:`viewer.fallback_raster.rasterize_dense` on the
+    ``fallback_max_splats`` most opaque Gaussians, and :attr:`backend` says so.
+    """
+
+    def __init__(self, gaussians: GaussianData, device: str | torch.device = "cpu",
+                 fallback_max_splats: int = 30_000) -> None:
+        self.device = torch.device(device)
+        self._rasterize, why = _load_rasterizer()
+        g = gaussians
+        if self._rasterize is None:
+            from viewer.fallback_raster import rasterize_dense
+
+            self._rasterize = rasterize_dense
+            if len(g) > fallback_max_splats:
+                keep = np.argsort(-g.opacities, kind="stable")[:fallback_max_splats]
+                g = g.subset(np.sort(keep))
+            self.backend = (f"viewer dense fallback, SH degree 0, {len(g):,} of {len(gaussians):,} splats "
+                            f"({why})")
+        else:
+            self.backend = why
+        t = g.to_torch(self.device)
+        self.means, self.quats = t["means"], t["quats"]
+        self.scales = torch.exp(t["log_scales"])
+        self.opacities = torch.sigmoid(t["opacity_logits"])
+        self.sh = torch.cat([t["sh0"], t["shN"]], dim=1)
+        self.sh_degree = g.sh_degree
+
+    @torch.no_grad()
+    def render(self, cam: ViewCamera) -> RenderResult:
+        w2c = torch.as_tensor(np.linalg.inv(cam.cam2world), dtype=torch.float32, device=self.device)[None]
+        K = torch.as_tensor(cam.K, dtype=torch.float32, device=self.device)[None]
+        assert self._rasterize is not None
+        colors, alphas, _info = self._rasterize(
+            self.means, self.quats, self.scales, self.opacities, self.sh, w2c, K, cam.width, cam.height,
+            sh_degree=self.sh_degree, render_mode="RGB+ED", backend="auto")
+        out = colors[0].float().cpu().numpy()
+        alpha = alphas[0, ..., 0].float().cpu().numpy()
+        depth = np.where(alpha >= 0.5, out[..., 3], 0.0).astype(np.float32)
+        return RenderResult(np.clip(out[..., :3], 0.0, 1.0).astype(np.float32), depth,
+                            np.clip(alpha, 0.0, 1.0).astype(np.float32), cam)
