@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from recon.data.scene import DEFAULT_SENSOR_WIDTH_MM, Frame, Scene
 from recon.model.ply import GaussianData
 from viewer.loading import ViewerInput
 from viewer.panels import ClientPanel
-from viewer.rendering import SplatRenderer
+from viewer.rendering import SplatRenderer, ViewCamera
 
 TRAIN_COLOR = (40, 110, 255)
 TEST_COLOR = (255, 120, 20)
@@ -82,7 +83,20 @@ class ViewerApp:
         assert self.server is not None
         return f"http://{self.opts.host}:{self.server.get_port()}/"
 
+    def warm_up(self) -> float:
+        """One tiny render before serving, so a first-use build of the rasterizer happens here, not in a browser's
+        render thread. Returns the seconds it took."""
+        t0 = time.perf_counter()
+        means = self.inp.gaussians.means
+        centre = np.median(means, axis=0) if len(means) else np.zeros(3)
+        c2w = np.eye(4)
+        c2w[:3, 3] = centre - np.array([0.0, 0.0, 10.0])
+        self.renderer.render(ViewCamera(c2w, 8.0, 8.0, 8.0, 8.0, 16, 16))
+        return time.perf_counter() - t0
+
     def start(self) -> ViewerApp:
+        self.log(f"server render: warming up {self.renderer.backend} ...")
+        self.log(f"server render: ready in {self.warm_up():.1f} s")
         server = viser.ViserServer(host=self.opts.host, port=self.opts.port, verbose=False)
         self.server = server
         shown = browser_subset(self.inp.gaussians, self.opts.max_splats)
@@ -98,12 +112,13 @@ class ViewerApp:
         server.on_client_disconnect(self._on_disconnect)
         for note in self.inp.notes:
             self.log(f"note: {note}")
-        self.log(f"server render: {self.renderer.backend}")
         return self
 
     def stop(self) -> None:
         for p in list(self.panels.values()):
             p.stop()
+        for p in list(self.panels.values()):
+            p.join(timeout=30.0)  # let an in-flight render finish before the process may exit
         if self.server is not None:
             self.server.stop()
 

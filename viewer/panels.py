@@ -56,6 +56,7 @@ class ClientPanel:
             handle.on_update(lambda _e: self._dirty.set())
         self.screenshot.on_click(lambda _e: self.save_screenshot())
         client.camera.on_update(lambda _c: self._dirty.set())
+        self._dirty.set()  # render as soon as the browser has reported its camera
         self._thread = threading.Thread(target=self._loop, name=f"recon-view-render-{client.client_id}", daemon=True)
         self._thread.start()
 
@@ -99,13 +100,18 @@ class ClientPanel:
             self._dirty.clear()
             last = time.monotonic()
             try:
-                self.render_once()
+                if self.render_once() is None:  # no camera yet: try again shortly
+                    time.sleep(0.05)
+                    self._dirty.set()
             except Exception as exc:  # keep the viewer alive; show the problem in the panel
                 self.status.content = f"**render failed**: {type(exc).__name__}: {exc}"
                 self.log("".join(traceback.format_exception(exc)))
 
     def stop(self) -> None:
         self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
 
     # ------------------------------------------------------------------ screenshot
     def save_screenshot(self) -> Path | None:

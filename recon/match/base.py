@@ -88,13 +88,14 @@ class Matcher(ABC):
 
 def to_gray(img: np.ndarray) -> np.ndarray:
     """Float32 (H, W) luminance in [0, 1] from an (H, W, 3) or (H, W) image (Rec. 601 weights)."""
-    a = np.asarray(img, dtype=np.float32)
+    a = np.asarray(img)
+    if not np.issubdtype(a.dtype, np.floating) or float(a.max(initial=0.0)) > 1.0 + 1e-3:
+        raise ReconError("matcher input must be a float image in [0, 1]")
+    a = a.astype(np.float32, copy=False)
     if a.ndim == 3 and a.shape[2] >= 3:
         a = a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
     elif a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.ndim != 2:
         raise ReconError(f"matcher input must be an (H, W, 3) or (H, W) image, got shape {np.shape(img)}")
-    if a.dtype != np.float32 or a.max(initial=0.0) > 1.0 + 1e-3:
-        raise ReconError("matcher input must be a float image in [0, 1]")
     return np.ascontiguousarray(np.clip(a, 0.0, 1.0))

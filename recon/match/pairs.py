@@ -1,10 +1,13 @@
 """Which views to match: temporal neighbours of one camera and neighbouring cameras at the same time.
 
-For each camera, frames are ordered by timestamp (then index) and each is paired with the next one. Cameras are
+For each camera, frames are ordered by timestamp (then index) and each is paired with the next one and, by
+default, the one after (``temporal_steps``): with a forward-moving car the doubled baseline halves the relative
+depth error of a triangulated point and lets farther points pass the sensitivity filter. Cameras are
 ordered by their yaw relative to a reference camera of the rig (averaged over time), and each camera's frame is
 paired with the frame of the next camera in that order taken closest in time (within half a frame interval). A
-candidate is kept only when the camera centres are at least ``min_baseline_m`` apart and the two view frusta overlap: points sampled in each frustum over a depth range must
-project inside the other image, in front of it, for at least ``min_overlap`` of the samples (both ways).
+candidate is kept only when the camera centres are at least ``min_baseline_m`` apart (a pure rotation has nothing
+to triangulate) and the two view frusta overlap: points sampled in each frustum over a depth range must project
+inside the other image, in front of it, for at least ``min_overlap`` of the samples (both ways).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class PairConfig:
 
     temporal: bool = True
     cross: bool = True
-    temporal_step: int = 1
+    temporal_steps: tuple[int, ...] = (1, 2)
     depth_min: float = 2.0
     depth_max: float = 80.0
     min_overlap: float = 0.1
@@ -124,9 +127,10 @@ def select_pairs(scene: Scene | None = None, frames: list[Frame] | None = None,
 
     candidates: list[tuple[Frame, Frame, str]] = []
     if cfg.temporal:
-        for fs in by_cam.values():
-            for i in range(len(fs) - cfg.temporal_step):
-                candidates.append((fs[i], fs[i + cfg.temporal_step], "temporal"))
+        for step in cfg.temporal_steps:
+            for fs in by_cam.values():
+                for i in range(len(fs) - step):
+                    candidates.append((fs[i], fs[i + step], "temporal"))
     order = camera_order(frames)
     if cfg.cross and len(order) >= 2:
         neighbours = [(order[i], order[i + 1]) for i in range(len(order) - 1)]

@@ -19,9 +19,11 @@ from recon.data.scene import Frame, Scene
 from recon.errors import ReconError
 from recon.match.base import Matcher, Matches, notice
 from recon.match.cache import MatchCache, cache_key
+from recon.match.consistency import confirmed_masks
 from recon.match.factory import MatcherKind, create_matcher
 from recon.match.pairs import Pair, PairConfig, select_pairs
-from recon.match.triangulate import PairPoints, TriangulationConfig, triangulate_frames
+from recon.match.triangulate import PairPoints, TriangulationConfig, epipolar_directions, triangulate_frames
+from recon.match.verify import epipolar_texture
 
 
 @dataclass
@@ -55,11 +57,19 @@ class PairReport:
 @dataclass
 class SupervisionConfig:
     """``max_side``: images are resized so that their longer side is at most this (pixels) before matching.
-    ``min_matches`` / ``min_points``: pairs with fewer matches / reliable points are skipped."""
+    ``min_matches`` / ``min_points``: pairs with fewer matches / reliable points are skipped.
+    ``min_epipolar_texture``: points whose image varies too little along the epipolar line in either view (the
+    aperture problem, see :func:`recon.match.verify.epipolar_texture`) are dropped; 0 disables the test.
+    ``require_confirmation``: keep only points whose depth another pair confirms within ``confirm_tol`` (log
+    depth) at the same pixel (within ``confirm_radius_px``), see :mod:`recon.match.consistency`."""
 
     max_side: int = 1024
     min_matches: int = 20
     min_points: int = 10
+    min_epipolar_texture: float = 0.15
+    require_confirmation: bool = True
+    confirm_radius_px: float = 1.0
+    confirm_tol: float = 0.1
     pairs: PairConfig = field(default_factory=PairConfig)
     triangulation: TriangulationConfig = field(default_factory=TriangulationConfig)
 
@@ -77,14 +87,35 @@ def _resize(img: np.ndarray, max_side: int) -> tuple[np.ndarray, tuple[float, fl
     return out, (w / nw, h / nh)
 
 
-def sample_depth_nearest(depth: np.ndarray, pix: np.ndarray) -> np.ndarray:
-    """Ground-truth depth at pixel coordinates (pixel-centre convention) by nearest pixel; 0 outside the image."""
+def sample_depth_gt(depth: np.ndarray, pix: np.ndarray, max_ratio: float = 1.1) -> np.ndarray:
+    """Ground-truth z-depth at sub-pixel coordinates (pixel-centre convention); 0 outside the image or unknown.
+
+    Inverse depth is affine in pixel coordinates over a plane, so it is interpolated bilinearly where the four
+    neighbouring pixels are known and within ``max_ratio`` of each other; across a depth edge the nearest pixel is
+    taken instead (an interpolated depth there would lie on no surface).
+    """
     h, w = depth.shape
-    u = np.floor(pix[:, 0]).astype(np.int64)
-    v = np.floor(pix[:, 1]).astype(np.int64)
-    ok = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    x = np.asarray(pix[:, 0], np.float64) - 0.5
+    y = np.asarray(pix[:, 1], np.float64) - 0.5
     out = np.zeros(len(pix), np.float32)
-    out[ok] = depth[v[ok], u[ok]]
+    inside = (pix[:, 0] >= 0) & (pix[:, 0] < w) & (pix[:, 1] >= 0) & (pix[:, 1] < h)
+    if not inside.any():
+        return out
+    x, y = np.clip(x, 0, w - 1), np.clip(y, 0, h - 1)
+    x0 = np.clip(np.floor(x).astype(np.int64), 0, max(w - 2, 0))
+    y0 = np.clip(np.floor(y).astype(np.int64), 0, max(h - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    ax, ay = x - x0, y - y0
+    q = np.stack([depth[y0, x0], depth[y0, x1], depth[y1, x0], depth[y1, x1]], 1).astype(np.float64)
+    wts = np.stack([(1 - ax) * (1 - ay), ax * (1 - ay), (1 - ax) * ay, ax * ay], 1)
+    smooth = (q > 0).all(1) & (q.max(1) <= max_ratio * q.min(1).clip(1e-12))
+    with np.errstate(divide="ignore"):
+        inv = (wts / np.where(q > 0, q, np.inf)).sum(1)
+    nearest = depth[np.clip(np.floor(pix[:, 1]), 0, h - 1).astype(np.int64),
+                    np.clip(np.floor(pix[:, 0]), 0, w - 1).astype(np.int64)]
+    with np.errstate(divide="ignore"):
+        val = np.where(smooth, 1.0 / np.where(smooth, inv, 1.0), nearest)
+    out[inside] = val[inside]
     return out
 
 
@@ -150,6 +181,7 @@ class MultiViewSupervision:
                       "no multi-view targets")
         by_id = {f.id: f for f in self.frames}
         self.pair_points, self.reports = [], []
+        candidates: list[tuple[PairReport, Frame, Frame, PairPoints]] = []
         for pair in pairs:
             f0, f1 = by_id[pair.frame0], by_id[pair.frame1]
             rep = PairReport(pair)
@@ -167,18 +199,32 @@ class MultiViewSupervision:
                           f"(< {self.config.min_matches})")
                 continue
             pts = triangulate_frames(f0, f1, matches, self.config.triangulation)
+            if self.config.min_epipolar_texture > 0 and len(pts):
+                pts = self._aperture_filter(f0, f1, pts)
+            candidates.append((rep, f0, f1, pts))
+        if self.config.require_confirmation:
+            masks = confirmed_masks([c[3] for c in candidates], self.config.confirm_radius_px,
+                                    self.config.confirm_tol)
+            candidates = [(r, f0, f1, p.subset(m, "unconfirmed")) for (r, f0, f1, p), m in zip(candidates, masks)]
+        for rep, f0, f1, pts in candidates:
             rep.n_reliable = len(pts)
             if len(pts):
                 rep.median_reproj_px = float(np.median(pts.reproj_err))
             if len(pts) < self.config.min_points:
                 rep.status = "few points"
                 self._say(f"warning: pair {f0.id}-{f1.id} skipped: {len(pts)} reliable points "
-                          f"(< {self.config.min_points}) of {len(matches)} matches")
+                          f"(< {self.config.min_points}) of {rep.n_matches} matches")
                 continue
             rep.median_depth_rel_err = self._gt_error(f0, f1, pts)
             self.pair_points.append(pts)
         self._targets = self._collect()
         return self
+
+    def _aperture_filter(self, f0: Frame, f1: Frame, pts: PairPoints) -> PairPoints:
+        d0, d1 = epipolar_directions(f0.camera.K, f0.world2cam, f1.camera.K, f1.world2cam, pts.points)
+        t = np.minimum(epipolar_texture(f0.load_image(), pts.pix0, d0),
+                       epipolar_texture(f1.load_image(), pts.pix1, d1))
+        return pts.subset(t >= self.config.min_epipolar_texture, "aperture")
 
     @staticmethod
     def _gt_error(f0: Frame, f1: Frame, pts: PairPoints) -> float:
@@ -188,7 +234,7 @@ class MultiViewSupervision:
             gt_map = f.load_depth() if f.depth_path is not None else None
             if gt_map is None:
                 continue
-            gt = sample_depth_nearest(gt_map, pix)
+            gt = sample_depth_gt(gt_map, pix)
             ok = gt > 0
             errs.append(np.abs(d[ok] - gt[ok]) / gt[ok])
         e = np.concatenate(errs) if errs else np.zeros(0)

@@ -39,7 +39,7 @@ class TriangulationConfig:
     depth_min: float = 0.3
     depth_max: float = 250.0
     mad_k: float = 4.0
-    max_rel_depth_per_px: float = 0.05
+    max_rel_depth_per_px: float = 0.1
     rel_ref: float = 0.01
     reproj_sigma_px: float = 0.5
 
@@ -70,6 +70,15 @@ class PairPoints:
 
     def __len__(self) -> int:
         return len(self.pix0)
+
+    def subset(self, keep: np.ndarray, reason: str = "") -> PairPoints:
+        """The points selected by a boolean mask (dropped ones counted under ``reason`` in ``rejected``)."""
+        rejected = dict(self.rejected)
+        if reason:
+            rejected[reason] = rejected.get(reason, 0) + int((~keep).sum())
+        return PairPoints(self.frame0, self.frame1, self.pix0[keep], self.pix1[keep], self.points[keep],
+                          self.depth0[keep], self.depth1[keep], self.weights[keep], self.reproj_err[keep],
+                          self.angle_deg[keep], self.rel_depth_per_px[keep], self.n_matches, rejected)
 
 
 def triangulate_dlt(K0: np.ndarray, w2c0: np.ndarray, K1: np.ndarray, w2c1: np.ndarray,
@@ -130,7 +139,7 @@ def depth_sensitivity(K0: np.ndarray, w2c0: np.ndarray, K1: np.ndarray, w2c1: np
     in view 1 moves (pixels); the inverse is the relative depth error per pixel. Same with the roles swapped.
     """
     out = np.zeros(len(pts))
-    for (Ka, wa), (Kb, wb) in (((K0, w2c0), (K1, w2c1)), ((K1, w2c1), (K0, w2c0))):
+    for wa, (Kb, wb) in ((w2c0, (K1, w2c1)), (w2c1, (K0, w2c0))):
         ca = -wa[:3, :3].T @ wa[:3, 3]
         moved = ca + (pts - ca) * (1.0 + step)
         uv, _ = project(Kb, wb, pts)
@@ -139,6 +148,22 @@ def depth_sensitivity(K0: np.ndarray, w2c0: np.ndarray, K1: np.ndarray, w2c1: np
             s = step / np.linalg.norm(uv2 - uv, axis=1)
         out = np.maximum(out, np.where(np.isfinite(s), s, np.inf))
     return out
+
+
+def epipolar_directions(K0: np.ndarray, w2c0: np.ndarray, K1: np.ndarray, w2c1: np.ndarray, pts: np.ndarray,
+                        step: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Unit directions (M, 2) of the epipolar line through each point's image in view 0 and in view 1.
+
+    The epipolar line in view 0 is the image of camera 1's ray through the point, and vice versa.
+    """
+    out = []
+    for (Ka, wa), wb in (((K0, w2c0), w2c1), ((K1, w2c1), w2c0)):
+        cb = -wb[:3, :3].T @ wb[:3, 3]
+        uv, _ = project(Ka, wa, pts)
+        uv2, _ = project(Ka, wa, cb + (pts - cb) * (1.0 + step))
+        d = uv2 - uv
+        out.append(d / np.linalg.norm(d, axis=1, keepdims=True).clip(1e-12))
+    return out[0], out[1]
 
 
 def triangulate_matches(K0: np.ndarray, w2c0: np.ndarray, K1: np.ndarray, w2c1: np.ndarray, matches: Matches,

@@ -120,41 +120,58 @@ def layer_weights(coc: torch.Tensor, levels: torch.Tensor, step: float) -> torch
 
 
 def defocus_coc(image: torch.Tensor, coc: torch.Tensor, kernel: str | ApertureKernel = "disk", *,
-                layer_step_px: float = 1.0, max_layers: int = 64, occlusion: bool = True,
+                layer_step_px: float = 1.0, max_layers: int = 64, occlusion: bool = True, fill_hidden: bool = True,
                 return_alpha: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Layered defocus of ``image [B, C, H, W]`` given a signed CoC diameter map ``coc [B, 1, H, W]`` (pixels).
 
-    See the module docstring. ``return_alpha`` also returns the composited coverage (1 where the pinhole image
-    explains every lens ray, lower where hidden content was filled in).
+    See the module docstring. With ``fill_hidden`` the rays of a blurred layer that miss it near its silhouette
+    see the content *behind* it (the layers farther than its neighbour, blurred with its kernel) instead of being
+    renormalised away; this costs a second set of FFTs. ``return_alpha`` also returns the composited coverage.
     """
     levels, step = layer_grid(coc, layer_step_px, max_layers)
-    w = layer_weights(coc, levels, step)  # [B, L, 1, H, W]
-    used = torch.nonzero(w.detach().flatten(2).amax(dim=(0, 2)) > 0).flatten()
-    stack = torch.cat([w[:, used] * image.unsqueeze(1), w[:, used]], dim=2)  # premultiplied colour + alpha
-    blurred = blur_layers(stack, levels[used] / 2.0, kernel)
+    w = layer_weights(coc, levels, step)  # [B, L, 1, H, W], near first
+    n_l = w.shape[1]
+    used = torch.nonzero(w.detach().flatten(2).amax(dim=2).amax(dim=0) > 0).flatten()
+    radii = levels[used] / 2.0
+    stack = torch.cat([w * image.unsqueeze(1), w], dim=2)  # premultiplied colour + alpha
+    blurred = blur_layers(stack[:, used], radii, kernel)
     full = torch.zeros((*w.shape[:2], image.shape[1] + 1, *image.shape[-2:]), device=image.device,
                        dtype=blurred.dtype).index_copy(1, used, blurred)
     col, alpha = full[:, :, :-1], full[:, :, -1:]
+    trans = torch.ones_like(alpha)
     if occlusion:
         cover = torch.cumsum(alpha, dim=1)
         front = torch.nn.functional.pad(cover[:, :-2], (0, 0, 0, 0, 0, 0, 2, 0))
         trans = (1.0 - front).clamp(0.0, 1.0)
-        col, alpha = col * trans, alpha * trans
-    out_c, out_a = col.sum(1), alpha.sum(1)
-    out = out_c / out_a.clamp_min(1e-6)
-    return (out, out_a) if return_alpha else out
+    num, den = (col * trans).sum(1), (alpha * trans).sum(1)
+    if fill_hidden and n_l > 2:
+        # content behind layer l (skipping its neighbour), seen through l's kernel
+        rev = torch.cumsum(stack.flip(1), dim=1).flip(1)  # rev[l] = sum_{j >= l}
+        behind = torch.nn.functional.pad(rev[:, 2:], (0, 0, 0, 0, 0, 0, 0, 2))[:, used]
+        bk = blur_layers(behind, radii, kernel)
+        own = (w * trans)[:, used]  # how much each layer owns the pixel
+        fill_c = (own * bk[:, :, :-1]).sum(1)
+        fill_a = (own * bk[:, :, -1:]).sum(1)
+        missing = (own * (1.0 - alpha[:, used])).sum(1)
+        avail = (fill_a / missing.clamp_min(1e-6)).clamp(0.0, 1.0)
+        deficit = (1.0 - den).clamp_min(0.0)
+        gain = deficit * avail / fill_a.clamp_min(1e-6)
+        num, den = num + gain * fill_c, den + gain * fill_a
+    out = num / den.clamp_min(1e-6)
+    return (out, den) if return_alpha else out
 
 
 def defocus(image: torch.Tensor, depth: torch.Tensor, fx: Any, aperture_m: Any, focus_m: Any,
             kernel: str | ApertureKernel = "disk", *, focal_length_m: Any = None, layer_step_px: float = 1.0,
-            max_layers: int = 64, occlusion: bool = True) -> torch.Tensor:
+            max_layers: int = 64, occlusion: bool = True, fill_hidden: bool = True) -> torch.Tensor:
     """Thin-lens defocus of ``image [B, C, H, W]`` with metric ``depth [B, 1, H, W]`` (> 0).
 
     ``fx`` pixels, ``aperture_m`` and ``focus_m`` metres (floats or ``[B]`` tensors); ``focal_length_m`` switches to
     the exact thin-lens CoC. ``kernel``: ``disk`` (default), ``gaussian``, a polygon name or an ApertureKernel.
     """
     coc = signed_coc(depth, fx, aperture_m, focus_m, focal_length_m)
-    out = defocus_coc(image, coc, kernel, layer_step_px=layer_step_px, max_layers=max_layers, occlusion=occlusion)
+    out = defocus_coc(image, coc, kernel, layer_step_px=layer_step_px, max_layers=max_layers, occlusion=occlusion,
+                      fill_hidden=fill_hidden)
     assert isinstance(out, torch.Tensor)
     return out
 
@@ -170,7 +187,7 @@ def gather_defocus(image: torch.Tensor, depth: torch.Tensor, fx: Any, aperture_m
     coc = signed_coc(depth, fx, aperture_m, focus_m, focal_length_m)
     levels, step = layer_grid(coc, layer_step_px, max_layers)
     w = layer_weights(coc, levels, step)
-    used = torch.nonzero(w.detach().flatten(2).amax(dim=(0, 2)) > 0).flatten()
+    used = torch.nonzero(w.detach().flatten(2).amax(dim=2).amax(dim=0) > 0).flatten()
     ones = torch.ones_like(image[:, :1])
     src = torch.cat([image, ones], dim=1).unsqueeze(1).expand(-1, len(used), -1, -1, -1)
     blurred = blur_layers(src, levels[used] / 2.0, kernel)

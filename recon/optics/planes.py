@@ -69,14 +69,14 @@ def make_plane_scene(width: int = 128, height: int = 96, fx: float | None = None
     cx, cy = width / 2.0, height / 2.0
     planes = []
     for z, u0, u1, v0, v1 in layout or LAYOUT:
-        base = rng.uniform(0.3, 0.7, 3)
+        base = rng.uniform(0.25, 0.75, 3)
         waves = []
-        for _ in range(7):
+        for _ in range(6):
             wavelength_px = rng.uniform(4.0, 28.0)
             theta = rng.uniform(0, math.pi)
             k = 2 * math.pi / (wavelength_px * z / fx)  # radians per metre at depth z
             waves.append((k * math.cos(theta), k * math.sin(theta), rng.uniform(0, 2 * math.pi),
-                          rng.uniform(-1, 1, 3) * 0.035 + rng.uniform(0.0, 0.03)))
+                          rng.uniform(-1, 1, 3) * 0.03 + rng.uniform(0.04, 0.07)))
         planes.append(Plane(z, (u0 * width - cx) / fx * z, (u1 * width - cx) / fx * z,
                             (v0 * height - cy) / fx * z, (v1 * height - cy) / fx * z, base, waves))
     return PlaneScene(planes, width, height, fx, cx, cy)
@@ -94,7 +94,7 @@ def _cast(scene: PlaneScene, ox: float, oy: float, cx: float, cy: float, sub: tu
     for p in sorted(scene.planes, key=lambda q: q.z):
         x, y = ox + p.z * dx, oy + p.z * dy
         hit = ~done & (x >= p.x0) & (x < p.x1) & (y >= p.y0) & (y < p.y1)
-        rgb[hit] = p.colour(x[hit], y[hit])
+        rgb[hit] = np.clip(p.colour(x[hit], y[hit]), 0.0, 1.0)
         depth[hit] = p.z
         done |= hit
     return rgb, depth

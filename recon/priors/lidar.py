@@ -57,22 +57,32 @@ def zbuffer_depth(rows: np.ndarray, cols: np.ndarray, z: np.ndarray, width: int,
     return depth.reshape(height, width)
 
 
-def occlusion_filter(sparse: np.ndarray, radius_px: int = 1, rel_tol: float = 0.3) -> np.ndarray:
-    """Drop sparse depths that lie well behind a nearer point within ``radius_px`` (seen through a gap).
+def occlusion_filter(sparse: np.ndarray, radius_px: int = 2, rel_tol: float = 0.3) -> np.ndarray:
+    """Drop sparse depths seen through gaps in a nearer surface (a sensor offset from the camera, SfM points).
 
-    A point is removed when its depth exceeds ``(1 + rel_tol)`` times the smallest depth in its
-    ``(2r+1)^2`` window. Sparse point sets have gaps through which occluded surfaces show; this removes most of
-    them at the cost of a few true points next to depth edges (and on far ground seen at grazing angles in
-    low-resolution images, hence the generous default tolerance). ``radius_px = 0`` disables the filter.
+    A point is removed when, within ``radius_px``, there are points nearer by more than ``rel_tol`` (relative
+    depth) in two *opposite* directions (of 8 sectors of 45 degrees): a point inside a foreground silhouette is
+    surrounded that way. A point on ground seen at a grazing angle (nearer points only below it) or just beside a
+    foreground edge (nearer points on one side) is kept. ``radius_px = 0`` disables the filter.
     """
     if radius_px <= 0:
         return sparse
-    from scipy.ndimage import minimum_filter
-
-    d = np.where(sparse > 0, sparse, np.inf)
-    near = minimum_filter(d, size=2 * radius_px + 1, mode="constant", cval=np.inf)
-    keep = (sparse > 0) & (d <= (1.0 + rel_tol) * near)
-    return np.where(keep, sparse, 0.0).astype(np.float32)
+    sparse = np.asarray(sparse, dtype=np.float32)
+    H, W = sparse.shape
+    r = int(radius_px)
+    d = np.pad(np.where(sparse > 0, sparse, np.inf), r, constant_values=np.inf)
+    sector_min = np.full((8, H, W), np.inf, np.float32)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            if (dy == 0 and dx == 0) or dy * dy + dx * dx > r * r:
+                continue
+            k = int(round(math.atan2(dy, dx) / (math.pi / 4))) % 8
+            np.minimum(sector_min[k], d[r + dy:r + dy + H, r + dx:r + dx + W], out=sector_min[k])
+    nearer = sector_min < sparse / (1.0 + rel_tol)
+    occluded = np.zeros((H, W), dtype=bool)
+    for k in range(4):
+        occluded |= nearer[k] & nearer[k + 4]
+    return np.where((sparse > 0) & ~occluded, sparse, 0.0).astype(np.float32)
 
 
 def auto_radius(sparse: np.ndarray, lo: int = 2, hi: int = 16) -> int:
@@ -88,7 +98,7 @@ def densify(
     image: np.ndarray | None = None,
     radius_px: int | None = None,
     sigma_color: float = 0.1,
-    depth_tol: float = 0.15,
+    depth_tol: float = 0.3,
     decay_px: float | None = None,
     device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -97,9 +107,9 @@ def densify(
     Interpolation is a weighted mean in inverse depth over the measured pixels within ``radius_px`` (a disk):
     spatial Gaussian weight (sigma = radius / 2) times a colour-similarity weight from ``image`` (float RGB in
     [0, 1], Gaussian with ``sigma_color``) times a depth-consistency weight that keeps only samples on the
-    same surface as the *best* sample (the one with the largest spatial x colour weight): a relative
-    inverse-depth difference above ``depth_tol`` is suppressed, so foreground and background are not averaged
-    into a depth that exists nowhere. Measured pixels keep their measurement. Pixels farther than
+    same surface as the *best* sample (the one with the largest spatial x colour weight): a log inverse-depth
+    difference above ``depth_tol`` per pixel of distance (Gaussian falloff; slanted surfaces change depth with
+    distance) is suppressed, so foreground and background are not averaged into a depth that exists nowhere. Measured pixels keep their measurement. Pixels farther than
     ``radius_px`` from any measurement stay 0.
 
     Confidence is 1 at measured pixels and ``exp(-dist / decay_px)`` elsewhere (``dist`` = distance in pixels to
@@ -142,10 +152,16 @@ def densify(
             w = w * torch.exp(-diff / (2.0 * sigma_color**2))
         return w
 
-    # pass 1: the best sample per pixel defines which surface the pixel is on
+    # pass 1: the best sample per pixel defines which surface the pixel is on; samples are also counted per
+    # 45-degree sector, so that a pixel is only filled *between* samples (opposite sectors), never extrapolated
+    # past the edge of the coverage (beyond the LiDAR's range, above the last scan line)
     best_w = torch.zeros(H, W, device=dev)
     ref = torch.zeros(H, W, device=dev)
+    sector = torch.zeros(8, H, W, dtype=torch.bool, device=dev)
     for dy, dx in offsets:
+        if dy or dx:
+            k = int(round(math.atan2(dy, dx) / (math.pi / 4))) % 8
+            sector[k] |= window(has_p, dy, dx) > 0
         w = base_weight(dy, dx)
         better = w > best_w
         best_w = torch.where(better, w, best_w)
@@ -153,13 +169,15 @@ def densify(
     # pass 2: robust weighted mean in inverse depth of the samples on that surface
     acc = torch.zeros(H, W, device=dev)
     acc_w = torch.zeros(H, W, device=dev)
-    ref_safe = ref.clamp_min(1e-12)
+    log_ref = torch.log(ref.clamp_min(1e-12))
     for dy, dx in offsets:
         s = window(inv_p, dy, dx)
-        w = base_weight(dy, dx) * torch.exp(-0.5 * ((s - ref_safe) / (depth_tol * ref_safe)) ** 2)
+        tol = depth_tol * max(1.0, math.hypot(dy, dx))  # a slanted surface changes depth with distance
+        w = base_weight(dy, dx) * torch.exp(-0.5 * ((torch.log(s.clamp_min(1e-12)) - log_ref) / tol) ** 2)
         acc += w * s
         acc_w += w
-    filled = (acc_w > 1e-12) & (ref > 0)
+    between = (sector[:4] & sector[4:]).any(0)
+    filled = (acc_w > 1e-12) & (ref > 0) & between
     dense_inv = torch.where(filled, acc / acc_w.clamp_min(1e-12), torch.zeros_like(acc))
     dense_inv = torch.where(hs > 0, inv, dense_inv)  # measurements are kept exactly
     dense_inv_np = dense_inv.cpu().numpy()
@@ -173,7 +191,7 @@ def lidar_prior(
     frame: Frame,
     dense: bool = True,
     radius_px: int | None = None,
-    occlusion_radius_px: int = 0,
+    occlusion_radius_px: int = 2,
     use_image: bool = True,
     use_sky_mask: bool = True,
     max_depth: float = math.inf,
@@ -182,7 +200,7 @@ def lidar_prior(
     """The LiDAR depth prior of a frame: source ``lidar`` (densified) or ``lidar-sparse`` (projected points only).
 
     Points come from ``frame.load_lidar()`` (world frame, metres). ``occlusion_radius_px`` > 0 enables
-    :func:`occlusion_filter` (useful when the LiDAR sits far from the camera). With ``use_image`` the
+    :func:`occlusion_filter`: the LiDAR sits above / behind the camera, so it sees surfaces the camera does not. With ``use_image`` the
     densification follows image edges; with ``use_sky_mask`` no depth is filled into sky pixels.
     """
     pts = frame.load_lidar()

@@ -19,7 +19,7 @@ from recon.priors.base import DepthPrior
 from recon.priors.lidar import finish_prior, occlusion_filter, project_points, zbuffer_depth
 
 
-def sfm_sparse_depth(points_world: np.ndarray, frame: Frame, occlusion_radius_px: int = 1,
+def sfm_sparse_depth(points_world: np.ndarray, frame: Frame, occlusion_radius_px: int = 2,
                      occlusion_rel_tol: float = 0.3, max_depth: float = math.inf) -> np.ndarray:
     """Sparse float32 [H, W] z-depth (metres) of the visible SfM points in ``frame`` (0 where none)."""
     cam = frame.camera
@@ -34,7 +34,7 @@ def sfm_prior(
     frame: Frame,
     dense: bool = True,
     radius_px: int | None = None,
-    occlusion_radius_px: int = 1,
+    occlusion_radius_px: int = 2,
     use_image: bool = True,
     use_sky_mask: bool = True,
     max_depth: float = math.inf,

@@ -81,3 +81,17 @@ def isect_tiles(
     per_tile = torch.bincount(key >> 32, minlength=n_img * n_tiles)
     offsets = (torch.cumsum(per_tile, 0) - per_tile).int().reshape(n_img, tile_height, tile_width)
     return Bins(tiles_per_gauss, isect_ids, flatten_ids, offsets, tile_width, tile_height)
+
+
+@torch.no_grad()
+def isect_tiles_cpp(
+    means2d: Tensor, radii: Tensor, depths: Tensor, tile_size: int, tile_width: int, tile_height: int
+) -> Bins:
+    """:func:`isect_tiles` in the C++ extension (counting sort into tiles, then a per-tile depth sort)."""
+    from .cpp_ext import load_extension
+
+    tpg, isect_ids, flatten_ids, offsets = load_extension().isect_tiles(
+        means2d.detach().contiguous(), radii.contiguous(), depths.detach().contiguous(), tile_size, tile_width,
+        tile_height,
+    )
+    return Bins(tpg, isect_ids, flatten_ids, offsets, tile_width, tile_height)

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .binning import isect_tiles, tile_grid
+from .binning import isect_tiles, isect_tiles_cpp, tile_grid
 from .composite import RasterizeToPixels
-from .projection import project_gaussians
+from .projection import project_gaussians, project_gaussians_cpp
 from .sh import eval_sh
 
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
@@ -65,7 +65,15 @@ def rasterize_cpu(
     ``impl``: "cpp", "torch" or "auto" (C++ when the extension builds). ``dense``: brute-force reference compositor.
     """
     n_cam = viewmats.shape[0]
-    proj = project_gaussians(
+    if impl == "auto":
+        from .cpp_ext import extension_available
+
+        impl = "cpp" if extension_available() and not means.is_cuda else "torch"
+    # The fused C++ projection has no gradient for cameras: use the torch one when a pose is being optimised.
+    project = project_gaussians
+    if impl == "cpp" and not (viewmats.requires_grad or Ks.requires_grad):
+        project = project_gaussians_cpp
+    proj = project(
         means, quats, scales, opacities, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane,
         far_plane=far_plane, radius_clip=radius_clip, calc_compensations=rasterize_mode == "antialiased",
     )
@@ -88,7 +96,10 @@ def rasterize_cpu(
                 backgrounds = torch.cat([backgrounds, backgrounds.new_zeros(n_cam, 1)], dim=-1)
 
     tw, th = tile_grid(width, height, tile_size)
-    bins = isect_tiles(means2d, proj.radii, proj.depths, tile_size, tw, th)
+    if impl == "cpp":
+        bins = isect_tiles_cpp(means2d, proj.radii, proj.depths, tile_size, tw, th)
+    else:
+        bins = isect_tiles(means2d, proj.radii, proj.depths, tile_size, tw, th)
     info: dict[str, Any] = {
         "batch_ids": None,
         "camera_ids": None,
@@ -117,10 +128,6 @@ def rasterize_cpu(
             means2d, proj.conics, feats, opac, proj.depths, proj.radii, backgrounds, width, height
         )
     else:
-        if impl == "auto":
-            from .cpp_ext import extension_available
-
-            impl = "cpp" if extension_available() else "torch"
         d = feats.shape[-1]
         render, alphas = RasterizeToPixels.apply(
             means2d, proj.conics.reshape(-1, 3), feats.reshape(-1, d), opac.reshape(-1), backgrounds,

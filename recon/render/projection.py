@@ -132,3 +132,65 @@ def project_gaussians(
         radii = torch.stack([rad_x, rad_y], dim=-1)
         radii = torch.where(valid[..., None], radii, torch.zeros_like(radii)).to(torch.int32)
     return Projection(radii=radii, means2d=means2d, depths=z, conics=conics, compensations=comp)
+
+
+class _ProjectCpp(torch.autograd.Function):
+    """The same projection fused per (camera, Gaussian) in the C++ extension, with a hand-written backward."""
+
+    @staticmethod
+    def forward(ctx, means, quats, scales, opacities, viewmats, Ks, width, height, eps2d, near, far, radius_clip,
+                calc_comp):
+        from .cpp_ext import load_extension
+
+        ext = load_extension()
+        radii, means2d, depths, conics, comps = ext.project_fwd(
+            means.contiguous(), quats.contiguous(), scales.contiguous(), opacities.detach().contiguous(),
+            viewmats.contiguous(), Ks.contiguous(), width, height, eps2d, near, far, radius_clip, calc_comp,
+        )
+        ctx.save_for_backward(means, quats, scales, viewmats, Ks, radii)
+        ctx.cfg = (width, height, eps2d, near, far, calc_comp)
+        ctx.mark_non_differentiable(radii)
+        return radii, means2d, depths, conics, comps
+
+    @staticmethod
+    def backward(ctx, _v_radii, v_means2d, v_depths, v_conics, v_comps):
+        from .cpp_ext import load_extension
+
+        means, quats, scales, viewmats, Ks, radii = ctx.saved_tensors
+        width, height, eps2d, near, far, calc_comp = ctx.cfg
+
+        def g(v, like):
+            return torch.zeros_like(like) if v is None else v.contiguous()
+
+        v_means, v_quats, v_scales = load_extension().project_bwd(
+            means.contiguous(), quats.contiguous(), scales.contiguous(), viewmats.contiguous(), Ks.contiguous(),
+            width, height, eps2d, near, far, radii, g(v_means2d, radii.to(means.dtype)),
+            g(v_depths, radii[..., 0].to(means.dtype)), g(v_conics, radii.new_zeros(radii.shape[:-1] + (3,), dtype=means.dtype)),
+            g(v_comps, radii[..., 0].to(means.dtype)), calc_comp,
+        )
+        return v_means, v_quats, v_scales, None, None, None, None, None, None, None, None, None, None
+
+
+def project_gaussians_cpp(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    eps2d: float = 0.3,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    radius_clip: float = 0.0,
+    calc_compensations: bool = False,
+) -> Projection:
+    """:func:`project_gaussians` through the C++ extension (CPU tensors; no gradient to ``viewmats``/``Ks``)."""
+    dt = means.dtype
+    radii, means2d, depths, conics, comps = _ProjectCpp.apply(
+        means, quats.to(dt), scales.to(dt), opacities.to(dt), viewmats.to(dt), Ks.to(dt), int(width), int(height),
+        float(eps2d), float(near_plane), float(far_plane), float(radius_clip), bool(calc_compensations),
+    )
+    return Projection(radii=radii, means2d=means2d, depths=depths, conics=conics,
+                      compensations=comps if calc_compensations else None)

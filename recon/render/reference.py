@@ -50,7 +50,8 @@ def dense_composite(
             a = torch.where(ok, alpha, torch.zeros_like(alpha))
             keep = torch.cumprod(1 - a, dim=1) > T_EPS
             a = torch.where(keep, a, torch.zeros_like(a))
-            trans = torch.cumprod(torch.cat([torch.ones_like(a[:, :1]), 1 - a], dim=1), dim=1)
+            ones = torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)
+            trans = torch.cumprod(torch.cat([ones, 1 - a], dim=1), dim=1)
             w = a * trans[:, :-1]
             t_final = trans[:, -1]
             rgb = w @ col if col.shape[0] else torch.zeros(p.shape[0], d, device=dev, dtype=dt)

@@ -33,7 +33,8 @@ T = TypeVar("T")
 
 # Rotation taking OpenCV camera coordinates to Waymo camera coordinates (x forward, y left, z up):
 # x_waymo = z_cv, y_waymo = -x_cv, z_waymo = -y_cv. cam2world_opencv = world_from_cam_waymo @ OPENCV_TO_WAYMO_CAM.
-OPENCV_TO_WAYMO_CAM = np.array([[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+OPENCV_TO_WAYMO_CAM = np.array([[0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0],
+                                [0.0, 0.0, 0.0, 1.0]])
 
 # Waymo camera names (dataset.proto CameraName.Name); drivestudio numbers them name - 1.
 WAYMO_CAMERAS = {1: "FRONT", 2: "FRONT_LEFT", 3: "FRONT_RIGHT", 4: "SIDE_LEFT", 5: "SIDE_RIGHT"}

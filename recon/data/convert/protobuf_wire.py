@@ -100,7 +100,7 @@ class Message:
     def _repeated(self, num: int, dtype: str, wire: int) -> np.ndarray:
         parts = []
         for wt, v in self.raw(num):
-            if wt == wire or wt == LEN:
+            if wt in (wire, LEN):
                 b = bytes(v)  # type: ignore[arg-type]
                 if len(b) % np.dtype(dtype).itemsize:
                     raise WireError(f"field {num}: packed length {len(b)} not a multiple of {dtype}")

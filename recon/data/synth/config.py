@@ -54,7 +54,7 @@ class SynthConfig:
     """Lens positions averaged per finite-aperture image (a Vogel disk, shared by all images)."""
     test_every: int = 8
     """Every n-th frame of each camera is held out as 'test'."""
-    lidar_azimuth_steps: int = 1024
+    lidar_azimuth_steps: int = 800
     """LiDAR azimuth samples per revolution (360 degrees)."""
     antialias: int = 4
     """Sub-pixel samples per pinhole pixel (1 or 4); the finite-aperture images use the same sub-pixel pattern."""

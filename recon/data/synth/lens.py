@@ -55,20 +55,32 @@ def camera_rays(k: Intrinsics, cam2world: np.ndarray, offset: tuple[float, float
     ``offset`` is a sub-pixel shift in pixels; ``lens`` = (ax, ay) moves the camera centre in its x-y plane
     (metres) and the principal point by (fx ax / focus_m, fy ay / focus_m). Directions have camera z = 1.
     """
-    ax, ay = lens
-    cx = k.cx + k.fx * ax / focus_m
-    cy = k.cy + k.fy * ay / focus_m
-    u = (np.arange(k.width) + 0.5 + offset[0] - cx) / k.fx
-    v = (np.arange(k.height) + 0.5 + offset[1] - cy) / k.fy
-    dcam = np.empty((k.height, k.width, 3))
-    dcam[..., 0] = u[None, :]
-    dcam[..., 1] = v[:, None]
-    dcam[..., 2] = 1.0
-    rot = cam2world[:3, :3]
-    dirs = (dcam.reshape(-1, 3) @ rot.T).astype(np.float32)
-    origin = cam2world[:3, 3] + rot @ np.array([ax, ay, 0.0])
-    origins = np.broadcast_to(origin.astype(np.float32), dirs.shape)
-    return origins, dirs
+    return ViewRays(k, cam2world).rays(offset, lens, focus_m)
+
+
+class ViewRays:
+    """Rays of one view: pixel-centre directions computed once; offsets and lens shifts only add a constant."""
+
+    def __init__(self, k: Intrinsics, cam2world: np.ndarray) -> None:
+        self.k = k
+        self.rot = np.asarray(cam2world[:3, :3], np.float64)
+        self.centre = np.asarray(cam2world[:3, 3], np.float64)
+        u = (np.arange(k.width) + 0.5 - k.cx) / k.fx
+        v = (np.arange(k.height) + 0.5 - k.cy) / k.fy
+        dcam = np.empty((k.height, k.width, 3))
+        dcam[..., 0] = u[None, :]
+        dcam[..., 1] = v[:, None]
+        dcam[..., 2] = 1.0
+        self.base = (dcam.reshape(-1, 3) @ self.rot.T).astype(np.float32)
+
+    def rays(self, offset: tuple[float, float] = (0.0, 0.0), lens: tuple[float, float] = (0.0, 0.0),
+             focus_m: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        ax, ay = lens
+        # camera-frame direction change: pixel offset / f minus the principal point shift a / d_f
+        dc = np.array([offset[0] / self.k.fx - ax / focus_m, offset[1] / self.k.fy - ay / focus_m, 0.0])
+        dirs = self.base + (self.rot @ dc).astype(np.float32)
+        origin = (self.centre + self.rot @ np.array([ax, ay, 0.0])).astype(np.float32)
+        return np.broadcast_to(origin, dirs.shape), dirs
 
 
 def render_depth(tracer: Tracer, k: Intrinsics, cam2world: np.ndarray) -> np.ndarray:
@@ -82,11 +94,12 @@ def render_samples(tracer: Tracer, k: Intrinsics, cam2world: np.ndarray,
                    samples: list[tuple[tuple[float, float], tuple[float, float]]], focus_m: float = 1.0,
                    batch: int = 8) -> np.ndarray:
     """Sum (H, W, 3) float64 of pinhole renders, one per (sub-pixel offset, lens position) in ``samples``."""
+    view = ViewRays(k, cam2world)
     acc = np.zeros((k.height * k.width, 3))
     n_px = k.height * k.width
     for s in range(0, len(samples), batch):
         chunk = samples[s:s + batch]
-        rays = [camera_rays(k, cam2world, off, lens, focus_m) for off, lens in chunk]
+        rays = [view.rays(off, lens, focus_m) for off, lens in chunk]
         o = np.concatenate([r[0] for r in rays])
         d = np.concatenate([r[1] for r in rays])
         rgb = tracer.shade(d, tracer.cast(o, d), 1.0 / k.fx)

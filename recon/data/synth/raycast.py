@@ -52,7 +52,7 @@ class Tracer:
         self.ambient = float(ambient)
         self.sun = float(sun)
         self._scene = o3d.t.geometry.RaycastingScene()
-        self._scene.add_triangles(o3d.core.Tensor(mesh.vertices), o3d.core.Tensor(mesh.triangles))
+        self._scene.add_triangles(o3d.core.Tensor(mesh.vertices), o3d.core.Tensor(mesh.triangles.astype(np.uint32)))
 
     def cast(self, origins: np.ndarray, dirs: np.ndarray) -> Hits:
         """First intersection of rays ``origins + t * dirs`` (both (N, 3), world frame)."""
@@ -74,29 +74,23 @@ class Tracer:
 
         ``pixel_angle`` (radians per pixel, 1/fx) picks the mip level from each hit's footprint.
         """
-        rgb = np.empty((len(dirs), 3), np.float32)
         hit = hits.hit
-        if not hit.all():
-            rgb[~hit] = sky_colour(dirs[~hit])
-        if not hit.any():
-            return rgb
-        d = dirs[hit]
-        prim = hits.prim[hit]
-        b = hits.bary[hit]
-        n = hits.normal[hit]
-        uvs = self.mesh.uv[prim]                                   # (M, 3, 2)
+        prim = np.where(hit, hits.prim, 0)     # shade every ray (cheaper than masking), then paint the sky
+        b = hits.bary
+        n = hits.normal
+        uvs = self.mesh.uv[prim]                                   # (N, 3, 2)
         w1, w2 = b[:, 0:1], b[:, 1:2]
         uv = uvs[:, 0] + w1 * (uvs[:, 1] - uvs[:, 0]) + w2 * (uvs[:, 2] - uvs[:, 0])
-        dlen = np.linalg.norm(d, axis=1)
-        cos = np.einsum("ij,ij->i", n, d) / dlen
+        dlen = np.sqrt(np.einsum("ij,ij->i", dirs, dirs))
+        cos = np.einsum("ij,ij->i", n, dirs) / dlen
         n = np.where((cos > 0)[:, None], -n, n)                    # two-sided: face the viewer
-        dist = hits.t[hit] * dlen
-        texel = self.mesh.texel_m[prim]
+        dist = np.where(hit, hits.t, 0.0) * dlen
         # footprint of one pixel on the surface; sqrt(cos) is a compromise between the two axes at grazing angles
         foot = dist * pixel_angle / np.sqrt(np.maximum(np.abs(cos), 0.05))
-        level = np.log2(np.maximum(foot / texel, 1.0))
-        tex = self.mesh.tex[prim]
-        albedo = self.atlas.sample(tex, uv[:, 0], uv[:, 1], level.astype(np.float32))
+        level = np.log2(np.maximum(foot / self.mesh.texel_m[prim], 1.0))
+        albedo = self.atlas.sample(self.mesh.tex[prim], uv[:, 0], uv[:, 1], level)
         light = self.ambient + self.sun * np.maximum(n @ self.sun_dir, 0.0) + 0.08 * n[:, 2]
-        rgb[hit] = albedo * self.mesh.tint[prim] * light[:, None]
-        return rgb
+        rgb = albedo * self.mesh.tint[prim] * light[:, None].astype(np.float32)
+        if not hit.all():
+            rgb[~hit] = sky_colour(dirs[~hit])
+        return rgb.astype(np.float32, copy=False)

@@ -124,52 +124,72 @@ POSTERS = ("poster_astronaut", "poster_coffee", "poster_chelsea", "poster_rocket
 
 @dataclass
 class MipAtlas:
-    """All textures and their mip levels in one flat (N, 3) array, for vectorised trilinear lookups."""
+    """All textures and their mip levels packed in one padded image, sampled with ``torch.grid_sample``.
 
-    data: np.ndarray        # (N, 3) float32
-    offsets: np.ndarray     # (n_textures, MIP_LEVELS) int64: start row of each texture level
-    sizes: np.ndarray       # (MIP_LEVELS,) int64: texels per side of each level
+    Level ``l`` of texture ``t`` is a tile of ``TEX_SIZE >> l`` texels with a one-texel wrap-around border, so
+    bilinear filtering inside a tile repeats the texture seamlessly without touching its neighbours.
+    """
+
+    image: np.ndarray       # (H, W, 3) float32
+    x0: np.ndarray          # (n_textures, MIP_LEVELS) float32: atlas column of texel (0, 0) of each tile
+    y0: np.ndarray          # (MIP_LEVELS,) float32: atlas row of texel (0, 0) of each level
+    sizes: np.ndarray       # (MIP_LEVELS,) float32: texels per side of each level
 
     @classmethod
     def from_textures(cls, textures: list[Texture]) -> MipAtlas:
-        chunks, offsets, start = [], np.zeros((len(textures), MIP_LEVELS), np.int64), 0
-        sizes = np.array([TEX_SIZE >> lvl for lvl in range(MIP_LEVELS)], np.int64)
-        for t, tx in enumerate(textures):
+        m = len(textures)
+        pyramids = []
+        for tx in textures:
             img = tx.rgb.astype(np.float32)
-            for lvl in range(MIP_LEVELS):
-                offsets[t, lvl] = start
-                chunks.append(img.reshape(-1, 3))
-                start += img.shape[0] * img.shape[1]
-                s = img.shape[0] // 2
-                img = img.reshape(s, 2, s, 2, 3).mean(axis=(1, 3))
-        return cls(np.concatenate(chunks).astype(np.float32), offsets, sizes)
+            levels = []
+            for _ in range(MIP_LEVELS):
+                levels.append(img)
+                h = img.shape[0] // 2
+                img = img.reshape(h, 2, h, 2, 3).mean(axis=(1, 3))
+            pyramids.append(levels)
+        sizes = np.array([TEX_SIZE >> lvl for lvl in range(MIP_LEVELS)], np.float32)
+        width = m * (TEX_SIZE + 2)
+        height = int(sum(sizes + 2))
+        atlas = np.zeros((height, width, 3), np.float32)
+        x0 = np.zeros((m, MIP_LEVELS), np.float32)
+        y0 = np.zeros(MIP_LEVELS, np.float32)
+        row = 0
+        for lvl in range(MIP_LEVELS):
+            s = int(sizes[lvl])
+            y0[lvl] = row + 1
+            for t in range(m):
+                col = t * (s + 2)
+                atlas[row:row + s + 2, col:col + s + 2] = np.pad(pyramids[t][lvl], ((1, 1), (1, 1), (0, 0)), "wrap")
+                x0[t, lvl] = col + 1
+            row += s + 2
+        return cls(atlas, x0, y0, sizes)
+
+    def __post_init__(self) -> None:
+        import torch
+
+        self._tensor = torch.from_numpy(np.ascontiguousarray(self.image.transpose(2, 0, 1)))[None]
 
     def sample(self, tex: np.ndarray, u: np.ndarray, v: np.ndarray, level: np.ndarray) -> np.ndarray:
-        """Trilinear lookup with wrap-around. ``u, v`` in tile units (1 = one tile), ``level`` >= 0 (float)."""
-        level = np.clip(level, 0.0, MIP_LEVELS - 1.0)
-        l0 = np.minimum(level.astype(np.int64), MIP_LEVELS - 1)
-        l1 = np.minimum(l0 + 1, MIP_LEVELS - 1)
-        w = (level - l0).astype(np.float32)[:, None]
-        u = u - np.floor(u)
-        v = v - np.floor(v)
-        return (1.0 - w) * self._bilinear(tex, u, v, l0) + w * self._bilinear(tex, u, v, l1)
+        """Trilinear lookup with wrap-around: RGB (N, 3) float32. ``u, v`` in tile units (1 = one tile),
+        ``level`` (N,) float mip level (0 = full resolution; clamped to the coarsest)."""
+        import torch
 
-    def _bilinear(self, tex: np.ndarray, u: np.ndarray, v: np.ndarray, lvl: np.ndarray) -> np.ndarray:
-        s = self.sizes[lvl]
-        x = u * s - 0.5
-        y = v * s - 0.5
-        x0 = np.floor(x)
-        y0 = np.floor(y)
-        fx = (x - x0).astype(np.float32)[:, None]
-        fy = (y - y0).astype(np.float32)[:, None]
-        x0 = x0.astype(np.int64) % s
-        y0 = y0.astype(np.int64) % s
-        x1 = (x0 + 1) % s
-        y1 = (y0 + 1) % s
-        base = self.offsets[tex, lvl]
-        r0 = base + y0 * s
-        r1 = base + y1 * s
-        d = self.data
-        top = d[r0 + x0] * (1 - fx) + d[r0 + x1] * fx
-        bot = d[r1 + x0] * (1 - fx) + d[r1 + x1] * fx
-        return top * (1 - fy) + bot * fy
+        n = len(tex)
+        level = np.clip(level, 0.0, MIP_LEVELS - 1.0).astype(np.float32)
+        l0 = level.astype(np.int64)
+        l1 = np.minimum(l0 + 1, MIP_LEVELS - 1)
+        w = (level - l0)[:, None]
+        uf = (u - np.floor(u)).astype(np.float32)
+        vf = (v - np.floor(v)).astype(np.float32)
+        h, wd = self.image.shape[:2]
+        grid = np.empty((2 * n, 2), np.float32)
+        for k, lv in enumerate((l0, l1)):
+            s = self.sizes[lv]
+            # atlas pixel coordinate (texel centres at i + 0.5) -> grid_sample's [-1, 1] (align_corners=False)
+            grid[k * n:(k + 1) * n, 0] = (self.x0[tex, lv] + uf * s) * (2.0 / wd) - 1.0
+            grid[k * n:(k + 1) * n, 1] = (self.y0[lv] + vf * s) * (2.0 / h) - 1.0
+        out = torch.nn.functional.grid_sample(self._tensor, torch.from_numpy(grid)[None, None], mode="bilinear",
+                                              padding_mode="border", align_corners=False)
+        rgb = out[0, :, 0].T.numpy()
+        a, b = rgb[:n], rgb[n:]
+        return a + w * (b - a)

@@ -162,7 +162,7 @@ def _skyline(b: MeshBuilder, rng: np.random.Generator, n: int = 44) -> None:
         r = rng.uniform(140.0, 300.0)
         w, d = rng.uniform(18, 45), rng.uniform(18, 45)
         tex = "office_facade" if rng.random() < 0.6 else FACADES[int(rng.integers(len(FACADES)))]
-        b.add_box((cx + r * math.cos(az), cy + r * math.sin(az)), -0.05, (w, d, rng.uniform(25.0, 130.0)),
+        b.add_box((cx + r * math.cos(az), cy + r * math.sin(az)), -0.05, (w, d, rng.uniform(20.0, 75.0)),
                   rng.uniform(0, math.pi), tex, "roof", tint=_jitter(rng, (1.0, 1.0, 1.0), 0.15))
 
 

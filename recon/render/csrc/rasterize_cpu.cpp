@@ -7,7 +7,9 @@
 // with the exact suffix sums; gradients go to per-thread buffers that are summed at the end (no atomics).
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #ifdef _OPENMP
@@ -44,6 +46,41 @@ struct TileData {
 
 inline int num_threads() { return std::max(1, at::get_num_threads()); }
 
+// For one pixel row of a tile: the Gaussians (in depth order) whose alpha >= 1/255 ellipse crosses the row, with
+// the x-interval of pixel centres it covers. Outside the interval sigma > log(255 opacity) + 1e-3 analytically,
+// so the exact per-pixel test would reject those pixels anyway; this only saves work.
+template <typename T>
+struct RowList {
+    std::vector<int32_t> k;
+    std::vector<T> lo, hi;
+    void build(const TileData<T>& td, int64_t count, T fy, T x_min, T x_max) {
+        k.clear(); lo.clear(); hi.clear();
+        for (int64_t i = 0; i < count; ++i) {
+            const T thr = td.thr[i];
+            if (thr < 0) continue;
+            const T A = T(0.5) * td.ca[i];
+            const T dy = td.y[i] - fy;
+            const T B = td.cb[i] * dy;
+            const T C = T(0.5) * td.cc[i] * dy * dy - thr;
+            T l, h;
+            if (A > 0) {
+                const T disc = B * B - 4 * A * C;
+                if (disc < 0) continue;
+                const T sq = std::sqrt(disc);
+                const T r1 = (-B - sq) / (2 * A), r2 = (-B + sq) / (2 * A);  // dx = mean - px in [r1, r2]
+                const T marg = T(1e-3) + T(1e-5) * std::abs(td.x[i]);
+                l = td.x[i] - r2 - marg;
+                h = td.x[i] - r1 + marg;
+            } else {  // degenerate conic: no cheap bound, keep the whole row
+                l = -std::numeric_limits<T>::infinity();
+                h = std::numeric_limits<T>::infinity();
+            }
+            if (h < x_min || l > x_max) continue;
+            k.push_back(static_cast<int32_t>(i)); lo.push_back(l); hi.push_back(h);
+        }
+    }
+};
+
 template <typename T>
 void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac, const T* bg, int64_t d,
               int64_t n_img, int64_t width, int64_t height, int64_t ts, int64_t tw, int64_t th,
@@ -52,6 +89,7 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
 #pragma omp parallel num_threads(num_threads())
     {
         TileData<T> td;
+        RowList<T> rows;
         std::vector<T> acc(d);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < n_tiles; ++t) {
@@ -63,13 +101,19 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
             const int64_t count = end - start;
             td.gather(means2d, conics, colors, opac, ids, start, count, d);
             const T* bgi = bg ? bg + img * d : nullptr;
+            const int64_t px_end = std::min(width, (tx + 1) * ts);
             for (int64_t py = ty * ts; py < std::min(height, (ty + 1) * ts); ++py) {
-                for (int64_t px = tx * ts; px < std::min(width, (tx + 1) * ts); ++px) {
-                    const T fx = static_cast<T>(px) + T(0.5), fy = static_cast<T>(py) + T(0.5);
+                const T fy = static_cast<T>(py) + T(0.5);
+                rows.build(td, count, fy, static_cast<T>(tx * ts) + T(0.5), static_cast<T>(px_end) - T(0.5));
+                const int64_t nr = static_cast<int64_t>(rows.k.size());
+                for (int64_t px = tx * ts; px < px_end; ++px) {
+                    const T fx = static_cast<T>(px) + T(0.5);
                     std::fill(acc.begin(), acc.end(), T(0));
                     T trans = 1;
                     int32_t last = 0;
-                    for (int64_t k = 0; k < count; ++k) {
+                    for (int64_t r = 0; r < nr; ++r) {
+                        if (fx < rows.lo[r] || fx > rows.hi[r]) continue;
+                        const int64_t k = rows.k[r];
                         const T dx = td.x[k] - fx, dy = td.y[k] - fy;
                         const T sigma = T(0.5) * (td.ca[k] * dx * dx + td.cc[k] * dy * dy) + td.cb[k] * dx * dy;
                         if (sigma < 0 || sigma > td.thr[k]) continue;
@@ -81,7 +125,7 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                         const T* c = &td.col[k * d];
                         for (int64_t j = 0; j < d; ++j) acc[j] += c[j] * w;
                         trans = next;
-                        last = static_cast<int32_t>(k + 1);
+                        last = static_cast<int32_t>(r + 1);
                     }
                     const int64_t pix = (img * height + py) * width + px;
                     for (int64_t j = 0; j < d; ++j) out[pix * d + j] = acc[j] + (bgi ? trans * bgi[j] : T(0));
@@ -109,6 +153,7 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
 #endif
         T* mybuf = buf + static_cast<int64_t>(tid) * n_flat * stride;
         TileData<T> td;
+        RowList<T> rows;
         std::vector<T> loc;  // per tile-list-entry accumulators [count, stride]
         std::vector<int32_t> ks;
         std::vector<T> al, tb, vs;
@@ -126,16 +171,21 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
             loc.assign(count * stride, T(0));
             ks.resize(count); al.resize(count); tb.resize(count); vs.resize(count); unclamped.resize(count);
             const T* bgi = bg ? bg + img * d : nullptr;
+            const int64_t px_end = std::min(width, (tx + 1) * ts);
             for (int64_t py = ty * ts; py < std::min(height, (ty + 1) * ts); ++py) {
-                for (int64_t px = tx * ts; px < std::min(width, (tx + 1) * ts); ++px) {
+                const T fy = static_cast<T>(py) + T(0.5);
+                rows.build(td, count, fy, static_cast<T>(tx * ts) + T(0.5), static_cast<T>(px_end) - T(0.5));
+                for (int64_t px = tx * ts; px < px_end; ++px) {
                     const int64_t pix = (img * height + py) * width + px;
                     const int64_t lim = n_contrib[pix];
                     if (lim == 0) continue;
-                    const T fx = static_cast<T>(px) + T(0.5), fy = static_cast<T>(py) + T(0.5);
+                    const T fx = static_cast<T>(px) + T(0.5);
                     // recompute the forward walk, remembering each contribution
                     int64_t n = 0;
                     T trans = 1;
-                    for (int64_t k = 0; k < lim; ++k) {
+                    for (int64_t r = 0; r < lim; ++r) {
+                        if (fx < rows.lo[r] || fx > rows.hi[r]) continue;
+                        const int64_t k = rows.k[r];
                         const T dx = td.x[k] - fx, dy = td.y[k] - fy;
                         const T sigma = T(0.5) * (td.ca[k] * dx * dx + td.cc[k] * dy * dy) + td.cb[k] * dx * dy;
                         if (sigma < 0 || sigma > td.thr[k]) continue;
@@ -258,7 +308,339 @@ std::vector<torch::Tensor> rasterize_bwd(torch::Tensor means2d, torch::Tensor co
     return {v_means, v_conics, v_colors, v_opac, v_abs};
 }
 
+
+// ---------------------------------------------------------------------------------------------------------------
+// Projection (pinhole EWA, gsplat 1.5.3 rules) fused per (camera, Gaussian), with its hand-written backward.
+namespace {
+
+template <typename T>
+inline void quat_to_rot(const T* q, T* R, T* qn) {
+    const T n = std::sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]);
+    const T inv = T(1) / std::max(n, T(1e-12));
+    const T w = q[0] * inv, x = q[1] * inv, y = q[2] * inv, z = q[3] * inv;
+    qn[0] = w; qn[1] = x; qn[2] = y; qn[3] = z;
+    R[0] = 1 - 2 * (y * y + z * z); R[1] = 2 * (x * y - w * z); R[2] = 2 * (x * z + w * y);
+    R[3] = 2 * (x * y + w * z); R[4] = 1 - 2 * (x * x + z * z); R[5] = 2 * (y * z - w * x);
+    R[6] = 2 * (x * z - w * y); R[7] = 2 * (y * z + w * x); R[8] = 1 - 2 * (x * x + y * y);
+}
+
+// Everything the backward needs about one (camera, Gaussian) pair.
+template <typename T>
+struct ProjState {
+    T R[9], qn[4], M[9], Sw[9], Sc[9], mc[3], J[6], a0, b0, c0, det, det_orig, comp;
+    bool depth_ok, det_ok, clamp_x, clamp_y;
+};
+
+template <typename T>
+inline void project_one(const T* mean, const T* quat, const T* scale, const T* vm, const T* K, int64_t width,
+                        int64_t height, double eps2d, double near_plane, double far_plane, ProjState<T>& st, T* m2d) {
+    const T* Rc = vm;  // row-major 4x4
+    for (int i = 0; i < 3; ++i)
+        st.mc[i] = Rc[4 * i] * mean[0] + Rc[4 * i + 1] * mean[1] + Rc[4 * i + 2] * mean[2] + Rc[4 * i + 3];
+    const T z = st.mc[2];
+    st.depth_ok = !(z < T(near_plane) || z > T(far_plane));
+    quat_to_rot(quat, st.R, st.qn);
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) st.M[3 * i + j] = st.R[3 * i + j] * scale[j];
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j)
+            st.Sw[3 * i + j] = st.M[3 * i] * st.M[3 * j] + st.M[3 * i + 1] * st.M[3 * j + 1] +
+                               st.M[3 * i + 2] * st.M[3 * j + 2];
+    T tmp[9];  // Rc * Sw
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j)
+            tmp[3 * i + j] = Rc[4 * i] * st.Sw[j] + Rc[4 * i + 1] * st.Sw[3 + j] + Rc[4 * i + 2] * st.Sw[6 + j];
+    for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j)
+            st.Sc[3 * i + j] = tmp[3 * i] * Rc[4 * j] + tmp[3 * i + 1] * Rc[4 * j + 1] + tmp[3 * i + 2] * Rc[4 * j + 2];
+    const T fx = K[0], fy = K[4], cx = K[2], cy = K[5];
+    const T zs = st.depth_ok ? z : T(1);
+    const T rz = T(1) / zs;
+    const T tan_fovx = T(0.5) * width / fx, tan_fovy = T(0.5) * height / fy;
+    const T lxp = (width - cx) / fx + T(0.3) * tan_fovx, lxn = cx / fx + T(0.3) * tan_fovx;
+    const T lyp = (height - cy) / fy + T(0.3) * tan_fovy, lyn = cy / fy + T(0.3) * tan_fovy;
+    const T ux = st.mc[0] * rz, uy = st.mc[1] * rz;
+    st.clamp_x = !(ux <= lxp && ux >= -lxn);
+    st.clamp_y = !(uy <= lyp && uy >= -lyn);
+    const T tx = zs * std::min(lxp, std::max(-lxn, ux));
+    const T ty = zs * std::min(lyp, std::max(-lyn, uy));
+    st.J[0] = fx * rz; st.J[1] = 0; st.J[2] = -fx * tx * rz * rz;
+    st.J[3] = 0; st.J[4] = fy * rz; st.J[5] = -fy * ty * rz * rz;
+    T JS[6];
+    for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 3; ++j)
+            JS[3 * i + j] = st.J[3 * i] * st.Sc[j] + st.J[3 * i + 1] * st.Sc[3 + j] + st.J[3 * i + 2] * st.Sc[6 + j];
+    st.a0 = JS[0] * st.J[0] + JS[1] * st.J[1] + JS[2] * st.J[2];
+    st.b0 = JS[0] * st.J[3] + JS[1] * st.J[4] + JS[2] * st.J[5];
+    st.c0 = JS[3] * st.J[3] + JS[4] * st.J[4] + JS[5] * st.J[5];
+    st.det_orig = st.a0 * st.c0 - st.b0 * st.b0;
+    const T a = st.a0 + T(eps2d), c = st.c0 + T(eps2d);
+    st.det = a * c - st.b0 * st.b0;
+    st.det_ok = st.det > 0;
+    const T dets = st.det_ok ? st.det : T(1);
+    st.comp = std::sqrt(std::max(T(0), st.det_orig / dets));
+    m2d[0] = fx * st.mc[0] * rz + cx;
+    m2d[1] = fy * st.mc[1] * rz + cy;
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> project_fwd(torch::Tensor means, torch::Tensor quats, torch::Tensor scales,
+                                       torch::Tensor opac, torch::Tensor viewmats, torch::Tensor Ks, int64_t width,
+                                       int64_t height, double eps2d, double near_plane, double far_plane,
+                                       double radius_clip, bool calc_comp) {
+    const int64_t n = means.size(0), nc = viewmats.size(0);
+    auto fo = means.options();
+    auto radii = torch::zeros({nc, n, 2}, fo.dtype(torch::kInt32));
+    auto means2d = torch::zeros({nc, n, 2}, fo);
+    auto depths = torch::zeros({nc, n}, fo);
+    auto conics = torch::zeros({nc, n, 3}, fo);
+    auto comps = torch::ones({nc, n}, fo);
+    AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "recon_project_fwd", [&] {
+        using T = scalar_t;
+        const T *pm = means.data_ptr<T>(), *pq = quats.data_ptr<T>(), *ps = scales.data_ptr<T>();
+        const T *po = opac.data_ptr<T>(), *pv = viewmats.data_ptr<T>(), *pk = Ks.data_ptr<T>();
+        int32_t* pr = radii.data_ptr<int32_t>();
+        T *p2 = means2d.data_ptr<T>(), *pd = depths.data_ptr<T>(), *pc = conics.data_ptr<T>();
+        T* pcomp = comps.data_ptr<T>();
+        at::parallel_for(0, nc * n, 2048, [&](int64_t b, int64_t e) {
+            ProjState<T> st;
+            for (int64_t idx = b; idx < e; ++idx) {
+                const int64_t ci = idx / n, g = idx % n;
+                project_one<T>(pm + 3 * g, pq + 4 * g, ps + 3 * g, pv + 16 * ci, pk + 9 * ci, width, height, eps2d,
+                               near_plane, far_plane, st, p2 + 2 * idx);
+                pd[idx] = st.mc[2];
+                const T dets = st.det_ok ? st.det : T(1);
+                const T a = st.a0 + T(eps2d), c = st.c0 + T(eps2d);
+                pc[3 * idx] = c / dets; pc[3 * idx + 1] = -st.b0 / dets; pc[3 * idx + 2] = a / dets;
+                if (calc_comp) pcomp[idx] = st.comp;
+                bool valid = st.depth_ok && st.det_ok;
+                float ext = 3.33f;
+                const T oc = po[g] * (calc_comp ? st.comp : T(1));
+                if (!(oc >= T(kAlphaThreshold))) valid = false;
+                const float of = std::max(static_cast<float>(oc), 1.0f / 255.0f);
+                ext = std::min(ext, std::sqrt(2.0f * std::log(of / (1.0f / 255.0f))));
+                const T rx = std::ceil(static_cast<T>(ext) * std::sqrt(std::max(a, T(0))));
+                const T ry = std::ceil(static_cast<T>(ext) * std::sqrt(std::max(c, T(0))));
+                if (rx <= T(radius_clip) && ry <= T(radius_clip)) valid = false;
+                const T mx = p2[2 * idx], my = p2[2 * idx + 1];
+                if (mx + rx <= 0 || mx - rx >= width || my + ry <= 0 || my - ry >= height) valid = false;
+                if (valid) {
+                    pr[2 * idx] = static_cast<int32_t>(rx);
+                    pr[2 * idx + 1] = static_cast<int32_t>(ry);
+                }
+            }
+        });
+    });
+    return {radii, means2d, depths, conics, comps};
+}
+
+std::vector<torch::Tensor> project_bwd(torch::Tensor means, torch::Tensor quats, torch::Tensor scales,
+                                       torch::Tensor viewmats, torch::Tensor Ks, int64_t width, int64_t height,
+                                       double eps2d, double near_plane, double far_plane, torch::Tensor radii,
+                                       torch::Tensor v_means2d, torch::Tensor v_depths, torch::Tensor v_conics,
+                                       torch::Tensor v_comps, bool calc_comp) {
+    const int64_t n = means.size(0), nc = viewmats.size(0);
+    auto v_means = torch::zeros_like(means);
+    auto v_quats = torch::zeros_like(quats);
+    auto v_scales = torch::zeros_like(scales);
+    AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "recon_project_bwd", [&] {
+        using T = scalar_t;
+        const T *pm = means.data_ptr<T>(), *pq = quats.data_ptr<T>(), *ps = scales.data_ptr<T>();
+        const T *pv = viewmats.data_ptr<T>(), *pk = Ks.data_ptr<T>();
+        const int32_t* pr = radii.data_ptr<int32_t>();
+        const T *g2 = v_means2d.data_ptr<T>(), *gd = v_depths.data_ptr<T>(), *gc = v_conics.data_ptr<T>();
+        const T* gcomp = v_comps.data_ptr<T>();
+        T *om = v_means.data_ptr<T>(), *oq = v_quats.data_ptr<T>(), *os = v_scales.data_ptr<T>();
+        // parallel over Gaussians; cameras looped inside so each Gaussian's gradient has one writer
+        at::parallel_for(0, n, 1024, [&](int64_t b, int64_t e) {
+            ProjState<T> st;
+            T m2d[2];
+            for (int64_t g = b; g < e; ++g) {
+                T vm_w[3] = {0, 0, 0}, vS_w[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+                bool any = false;
+                for (int64_t ci = 0; ci < nc; ++ci) {
+                    const int64_t idx = ci * n + g;
+                    if (pr[2 * idx] <= 0 || pr[2 * idx + 1] <= 0) continue;
+                    any = true;
+                    const T* Rc = pv + 16 * ci;
+                    const T* K = pk + 9 * ci;
+                    project_one<T>(pm + 3 * g, pq + 4 * g, ps + 3 * g, Rc, K, width, height, eps2d, near_plane,
+                                   far_plane, st, m2d);
+                    const T a = st.a0 + T(eps2d), c = st.c0 + T(eps2d), det = st.det;
+                    // conic = inv(S_blur): dL/dS = -inv V inv, V symmetric with off-diagonals v1 / 2
+                    const T i00 = c / det, i01 = -st.b0 / det, i11 = a / det;
+                    const T v0 = gc[3 * idx], v1 = T(0.5) * gc[3 * idx + 1], v2 = gc[3 * idx + 2];
+                    // (inv V inv) entries
+                    const T t00 = i00 * v0 + i01 * v1, t01 = i00 * v1 + i01 * v2;
+                    const T t10 = i01 * v0 + i11 * v1, t11 = i01 * v1 + i11 * v2;
+                    T ga = -(t00 * i00 + t01 * i01);
+                    T gb = -(t00 * i01 + t01 * i11) - (t10 * i00 + t11 * i01);
+                    T gcc = -(t10 * i01 + t11 * i11);
+                    if (calc_comp) {
+                        const T vc = gcomp[idx];
+                        const T r = st.det_orig / det;
+                        if (r > 0 && st.comp > 0) {
+                            const T vr = vc * T(0.5) / st.comp;
+                            const T d2 = det * det;
+                            ga += vr * (st.c0 * det - st.det_orig * c) / d2;
+                            gcc += vr * (st.a0 * det - st.det_orig * a) / d2;
+                            gb += vr * (-2 * st.b0 * det + 2 * st.b0 * st.det_orig) / d2;
+                        }
+                    }
+                    // cov2d = J Sc J^T with G = [[ga, gb/2], [gb/2, gcc]]
+                    const T G[4] = {ga, T(0.5) * gb, T(0.5) * gb, gcc};
+                    const T* J = st.J;
+                    T GJ[6];  // G * J (2x3)
+                    for (int i = 0; i < 2; ++i)
+                        for (int j = 0; j < 3; ++j) GJ[3 * i + j] = G[2 * i] * J[j] + G[2 * i + 1] * J[3 + j];
+                    T vSc[9];  // J^T G J
+                    for (int i = 0; i < 3; ++i)
+                        for (int j = 0; j < 3; ++j) vSc[3 * i + j] = J[i] * GJ[j] + J[3 + i] * GJ[3 + j];
+                    T vJ[6];  // 2 G J Sc
+                    for (int i = 0; i < 2; ++i)
+                        for (int j = 0; j < 3; ++j)
+                            vJ[3 * i + j] = 2 * (GJ[3 * i] * st.Sc[j] + GJ[3 * i + 1] * st.Sc[3 + j] +
+                                                 GJ[3 * i + 2] * st.Sc[6 + j]);
+                    const T fx = K[0], fy = K[4];
+                    const T x = st.mc[0], y = st.mc[1], z = st.mc[2];
+                    const T rz = T(1) / z, rz2 = rz * rz, rz3 = rz2 * rz;
+                    T vmc[3];
+                    const T vx2 = g2[2 * idx], vy2 = g2[2 * idx + 1];
+                    vmc[0] = fx * rz * vx2;
+                    vmc[1] = fy * rz * vy2;
+                    vmc[2] = -(fx * x * vx2 + fy * y * vy2) * rz2 + gd[idx];
+                    vmc[2] += -fx * rz2 * vJ[0] - fy * rz2 * vJ[4];
+                    const T tx = -J[2] / (fx * rz2), ty = -J[5] / (fy * rz2);
+                    if (!st.clamp_x) {
+                        vmc[0] += -fx * rz2 * vJ[2];
+                        vmc[2] += 2 * fx * tx * rz3 * vJ[2];
+                    } else {
+                        vmc[2] += fx * tx * rz3 * vJ[2];
+                    }
+                    if (!st.clamp_y) {
+                        vmc[1] += -fy * rz2 * vJ[5];
+                        vmc[2] += 2 * fy * ty * rz3 * vJ[5];
+                    } else {
+                        vmc[2] += fy * ty * rz3 * vJ[5];
+                    }
+                    // back to world: v_m = Rc^T v_mc, v_Sw = Rc^T vSc Rc
+                    for (int i = 0; i < 3; ++i)
+                        vm_w[i] += Rc[i] * vmc[0] + Rc[4 + i] * vmc[1] + Rc[8 + i] * vmc[2];
+                    T tmp[9];  // vSc * Rc
+                    for (int i = 0; i < 3; ++i)
+                        for (int j = 0; j < 3; ++j)
+                            tmp[3 * i + j] = vSc[3 * i] * Rc[j] + vSc[3 * i + 1] * Rc[4 + j] + vSc[3 * i + 2] * Rc[8 + j];
+                    for (int i = 0; i < 3; ++i)
+                        for (int j = 0; j < 3; ++j)
+                            vS_w[3 * i + j] += Rc[i] * tmp[j] + Rc[4 + i] * tmp[3 + j] + Rc[8 + i] * tmp[6 + j];
+                }
+                if (!any) continue;
+                for (int i = 0; i < 3; ++i) om[3 * g + i] = vm_w[i];
+                // Sw = M M^T -> vM = (vS + vS^T) M ; M = R diag(s)
+                T vM[9];
+                for (int i = 0; i < 3; ++i)
+                    for (int j = 0; j < 3; ++j) {
+                        T acc = 0;
+                        for (int k = 0; k < 3; ++k) acc += (vS_w[3 * i + k] + vS_w[3 * k + i]) * st.M[3 * k + j];
+                        vM[3 * i + j] = acc;
+                    }
+                const T* sc = ps + 3 * g;
+                T vR[9];
+                for (int j = 0; j < 3; ++j) {
+                    T acc = 0;
+                    for (int i = 0; i < 3; ++i) {
+                        vR[3 * i + j] = vM[3 * i + j] * sc[j];
+                        acc += vM[3 * i + j] * st.R[3 * i + j];
+                    }
+                    os[3 * g + j] = acc;
+                }
+                const T w = st.qn[0], qx = st.qn[1], qy = st.qn[2], qz = st.qn[3];
+                T vq[4];
+                vq[0] = 2 * (qx * (vR[7] - vR[5]) + qy * (vR[2] - vR[6]) + qz * (vR[3] - vR[1]));
+                vq[1] = 2 * (-2 * qx * (vR[4] + vR[8]) + qy * (vR[1] + vR[3]) + qz * (vR[2] + vR[6]) + w * (vR[7] - vR[5]));
+                vq[2] = 2 * (-2 * qy * (vR[0] + vR[8]) + qx * (vR[1] + vR[3]) + qz * (vR[5] + vR[7]) + w * (vR[2] - vR[6]));
+                vq[3] = 2 * (-2 * qz * (vR[0] + vR[4]) + qx * (vR[2] + vR[6]) + qy * (vR[5] + vR[7]) + w * (vR[3] - vR[1]));
+                const T* q = pq + 4 * g;
+                const T qnorm = std::max(std::sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]), T(1e-12));
+                const T dot = vq[0] * st.qn[0] + vq[1] * st.qn[1] + vq[2] * st.qn[2] + vq[3] * st.qn[3];
+                for (int i = 0; i < 4; ++i) oq[4 * g + i] = (vq[i] - st.qn[i] * dot) / qnorm;
+            }
+        });
+    });
+    return {v_means, v_quats, v_scales};
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tile binning: counting sort by (image, tile), then each tile's list sorted by (depth bits, flat index).
+std::vector<torch::Tensor> isect_tiles_cpu(torch::Tensor means2d, torch::Tensor radii, torch::Tensor depths,
+                                           int64_t ts, int64_t tw, int64_t th) {
+    const int64_t n_img = depths.size(0), n = depths.size(1), nf = n_img * n;
+    auto m = means2d.to(torch::kFloat32).contiguous();
+    auto dep = depths.to(torch::kFloat32).contiguous();
+    const float* pm = m.data_ptr<float>();
+    const int32_t* pr = radii.data_ptr<int32_t>();
+    const int32_t* pdep = reinterpret_cast<const int32_t*>(dep.data_ptr<float>());
+    const int64_t n_tiles = tw * th;
+    auto tpg = torch::zeros({n_img, n}, torch::dtype(torch::kInt32));
+    int32_t* ptpg = tpg.data_ptr<int32_t>();
+    std::vector<int32_t> box(4 * nf);
+    at::parallel_for(0, nf, 4096, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+            if (pr[2 * i] <= 0 || pr[2 * i + 1] <= 0) continue;
+            const float tx = pm[2 * i] / ts, ty = pm[2 * i + 1] / ts;
+            const float rx = pr[2 * i] / static_cast<float>(ts), ry = pr[2 * i + 1] / static_cast<float>(ts);
+            auto cl = [](float v, int64_t hi) { return static_cast<int32_t>(std::min<float>(std::max(0.f, v), hi)); };
+            const int32_t x0 = cl(std::floor(tx - rx), tw), x1 = cl(std::ceil(tx + rx), tw);
+            const int32_t y0 = cl(std::floor(ty - ry), th), y1 = cl(std::ceil(ty + ry), th);
+            box[4 * i] = x0; box[4 * i + 1] = x1; box[4 * i + 2] = y0; box[4 * i + 3] = y1;
+            ptpg[i] = std::max(0, x1 - x0) * std::max(0, y1 - y0);
+        }
+    });
+    std::vector<int64_t> tile_count(n_img * n_tiles + 1, 0);
+    for (int64_t i = 0; i < nf; ++i) {
+        if (ptpg[i] == 0) continue;
+        const int64_t img = i / n;
+        for (int32_t y = box[4 * i + 2]; y < box[4 * i + 3]; ++y)
+            for (int32_t x = box[4 * i]; x < box[4 * i + 1]; ++x) ++tile_count[img * n_tiles + y * tw + x + 1];
+    }
+    for (int64_t t = 0; t < n_img * n_tiles; ++t) tile_count[t + 1] += tile_count[t];
+    const int64_t total = tile_count[n_img * n_tiles];
+    auto offsets = torch::empty({n_img, th, tw}, torch::dtype(torch::kInt32));
+    int32_t* po = offsets.data_ptr<int32_t>();
+    for (int64_t t = 0; t < n_img * n_tiles; ++t) po[t] = static_cast<int32_t>(tile_count[t]);
+    std::vector<int64_t> fill(tile_count.begin(), tile_count.end() - 1);
+    std::vector<uint64_t> keys(total);  // (depth bits << 32) | flat index, sorted within each tile
+    for (int64_t i = 0; i < nf; ++i) {
+        if (ptpg[i] == 0) continue;
+        const int64_t img = i / n;
+        const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(pdep[i])) << 32) | static_cast<uint64_t>(i);
+        for (int32_t y = box[4 * i + 2]; y < box[4 * i + 3]; ++y)
+            for (int32_t x = box[4 * i]; x < box[4 * i + 1]; ++x) keys[fill[img * n_tiles + y * tw + x]++] = key;
+    }
+    at::parallel_for(0, n_img * n_tiles, 1, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) std::sort(keys.begin() + tile_count[t], keys.begin() + tile_count[t + 1]);
+    });
+    auto flatten_ids = torch::empty({total}, torch::dtype(torch::kInt32));
+    auto isect_ids = torch::empty({total}, torch::dtype(torch::kInt64));
+    int32_t* pf = flatten_ids.data_ptr<int32_t>();
+    int64_t* pi = isect_ids.data_ptr<int64_t>();
+    int tile_bits = 0;
+    while ((int64_t(1) << tile_bits) <= n_tiles) ++tile_bits;
+    for (int64_t t = 0; t < n_img * n_tiles; ++t) {
+        const int64_t img = t / n_tiles, tl = t % n_tiles;
+        for (int64_t j = tile_count[t]; j < tile_count[t + 1]; ++j) {
+            pf[j] = static_cast<int32_t>(keys[j] & 0xFFFFFFFFull);
+            pi[j] = (img << (32 + tile_bits)) | (tl << 32) | static_cast<int64_t>(keys[j] >> 32);
+        }
+    }
+    return {tpg, isect_ids, flatten_ids, offsets};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("rasterize_fwd", &rasterize_fwd, "recon CPU tile rasterizer forward");
     m.def("rasterize_bwd", &rasterize_bwd, "recon CPU tile rasterizer backward");
+    m.def("project_fwd", &project_fwd, "recon CPU EWA projection forward");
+    m.def("project_bwd", &project_bwd, "recon CPU EWA projection backward");
+    m.def("isect_tiles", &isect_tiles_cpu, "recon CPU tile binning");
 }

@@ -1,0 +1,19 @@
+#!/usr/bin/env python
+"""Convert waymo-v2 data to a recon scene folder: `python data_scripts/convert_waymo_v2.py SRC --out DIR [...]`.
+
+A thin wrapper of `recon data convert --from waymo-v2`; see `--help` for the options.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    from recon.cli import main as recon_main
+
+    return recon_main(["data", "convert", "--from", "waymo-v2", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The layered defocus convolution against exact lens-sampled renders, occlusion behaviour, gradients, speed."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from recon.optics import aperture_for_max_blur, defocus, gather_defocus
+from recon.optics.planes import make_plane_scene, render_pinhole, render_thin_lens
+
+# (focus distance m, largest CoC diameter px over the scene's depth range 2.5..60 m)
+CASES = [(2.5, 12.0), (6.0, 8.0), (15.0, 8.0), (60.0, 12.0)]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(-10.0 * np.log10(np.mean((a - b) ** 2)))
+
+
+def edge_band(depth: np.ndarray, width: int) -> np.ndarray:
+    """Pixels within ``width`` px of a depth discontinuity."""
+    inv = 1.0 / depth
+    edge = (np.abs(ndimage.sobel(inv, 0)) + np.abs(ndimage.sobel(inv, 1))) > 1e-3
+    return ndimage.binary_dilation(edge, iterations=width)
+
+
+def to_t(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(img).permute(2, 0, 1)[None] if img.ndim == 3 else torch.from_numpy(img)[None, None]
+
+
+def to_np(t: torch.Tensor) -> np.ndarray:
+    return t[0].permute(1, 2, 0).detach().numpy()
+
+
+@pytest.fixture(scope="module")
+def planes():
+    scene = make_plane_scene(128, 96, seed=0)
+    img, depth = render_pinhole(scene)
+    truth = {}
+    for focus, max_blur in CASES:
+        a = aperture_for_max_blur(scene.fx, 2.5, 60.0, focus, max_blur)
+        truth[(focus, max_blur)] = (a, render_thin_lens(scene, a, focus, samples=160))
+    return scene, img, depth, truth
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_matches_lens_sampling_and_beats_gather_near_edges(planes, case) -> None:
+    scene, img, depth, truth = planes
+    a, gt = truth[case]
+    focus, max_blur = case
+    out = to_np(defocus(to_t(img), to_t(depth), scene.fx, a, focus))
+    naive = to_np(gather_defocus(to_t(img), to_t(depth), scene.fx, a, focus))
+    band = edge_band(depth, int(max_blur / 2) + 2)
+    p_all, p_band, p_naive_band = psnr(out, gt), psnr(out[band], gt[band]), psnr(naive[band], gt[band])
+    print(f"focus {focus} m, max blur {max_blur} px: PSNR {p_all:.2f} dB (pinhole {psnr(img, gt):.2f}); "
+          f"edge band {p_band:.2f} dB vs gather {p_naive_band:.2f} dB")
+    assert p_all >= 32.0
+    assert p_all > psnr(img, gt) + 3.0  # the blur actually does something
+    assert p_band > p_naive_band + 0.5
+
+
+def test_no_halo_of_sharp_foreground_and_soft_edge_of_blurred_one() -> None:
+    img = torch.zeros(1, 3, 48, 48)
+    img[..., 16:32, 16:32] = 1.0
+    depth = torch.full((1, 1, 48, 48), 50.0)
+    depth[..., 16:32, 16:32] = 2.0
+    fx, a = 200.0, aperture_for_max_blur(200.0, 2.0, 50.0, 2.0, 12.0)
+    # focus on the white foreground: the black background is blurred but must stay black next to the square
+    out = defocus(img, depth, fx, a, 2.0)
+    naive = gather_defocus(img, depth, fx, a, 2.0)
+    ring = (slice(None), slice(None), slice(12, 36), slice(13, 15))  # 2-3 px left of the square
+    assert out[ring].max() < 0.02
+    assert naive[ring].mean() > 0.1  # the naive gather halos
+    assert out[..., 18:30, 18:30].min() > 0.99  # the sharp square stays sharp
+    # focus on the background: the blurred square spreads over the sharp background, semi-transparently
+    out2 = defocus(img, depth, fx, aperture_for_max_blur(fx, 2.0, 50.0, 50.0, 12.0), 50.0)
+    assert 0.1 < out2[..., 24, 14].mean() < 0.9
+    assert out2[..., 24, 4].max() < 0.01
+
+
+def test_in_focus_is_identity_and_kernels_run() -> None:
+    g = torch.Generator().manual_seed(1)
+    img = torch.rand(2, 3, 20, 24, generator=g)
+    depth = torch.full((2, 1, 20, 24), 7.0)
+    assert torch.allclose(defocus(img, depth, 100.0, 0.02, 7.0), img, atol=1e-5)
+    for k in ("gaussian", "hexagon", "pentagon"):
+        out = defocus(img, 1.0 + 9.0 * torch.rand(2, 1, 20, 24, generator=g), torch.tensor([100.0, 120.0]),
+                      torch.tensor([0.05, 0.02]), torch.tensor([3.0, 6.0]), k)
+        assert out.shape == img.shape and torch.isfinite(out).all()
+        assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0 + 1e-5
+
+
+@pytest.mark.parametrize("fill", [False, True])
+def test_gradcheck_depth_and_image(fill: bool) -> None:
+    g = torch.Generator().manual_seed(2)
+    img = torch.rand(1, 3, 12, 12, dtype=torch.float64, generator=g).requires_grad_()
+    depth = (2.0 + 6.0 * torch.rand(1, 1, 12, 12, dtype=torch.float64, generator=g)).requires_grad_()
+
+    def f(i: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        return defocus(i, d, 100.0, 0.05, 4.0, fill_hidden=fill)
+
+    # fast mode checks random projections of the Jacobian (the full one costs ~1000 forward passes)
+    assert torch.autograd.gradcheck(f, (img, depth), eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=True)
+    # and the full Jacobian w.r.t. depth on a 6x6 crop
+    d_small = depth[..., :6, :6].detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda d: f(img[..., :6, :6].detach(), d), (d_small,), eps=1e-6, atol=1e-5,
+                                    rtol=1e-3)
+    out = f(img, depth)
+    (gd,) = torch.autograd.grad(out.square().sum(), depth)
+    assert gd.abs().sum() > 0
+
+
+def test_gradient_reaches_lens_parameters() -> None:
+    g = torch.Generator().manual_seed(3)
+    img = torch.rand(1, 3, 16, 16, generator=g)
+    depth = 2.0 + 10.0 * torch.rand(1, 1, 16, 16, generator=g)
+    a = torch.tensor([0.05], requires_grad=True)
+    f = torch.tensor([5.0], requires_grad=True)
+    defocus(img, depth, 100.0, a, f).square().sum().backward()
+    assert a.grad is not None and f.grad is not None and a.grad.abs() > 0 and f.grad.abs() > 0
+
+
+def test_speed_training_size() -> None:
+    """Measure (not assert tightly: CI machines are shared) the time of one call at 320x192."""
+    g = torch.Generator().manual_seed(4)
+    img = torch.rand(3, 3, 192, 320, generator=g)
+    depth = 3.0 + 60.0 * torch.rand(3, 1, 1, 1, generator=g) * torch.rand(3, 1, 192, 320, generator=g)
+    a = aperture_for_max_blur(350.0, 3.0, 63.0, 10.0, 8.0)
+    defocus(img, depth, 350.0, a, 10.0, fill_hidden=False)
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        defocus(img, depth, 350.0, a, 10.0, fill_hidden=False)
+        times.append(time.perf_counter() - t)
+    print(f"defocus 3x320x192, max blur 8 px: {1000 * min(times):.0f} ms")
+    assert min(times) < 5.0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("recon.data.synth") is None, reason="recon.data.synth not built yet")
+def test_street_finite_aperture_images(small_street) -> None:
+    from recon.data.scene import Scene
+
+    scene = small_street if isinstance(small_street, Scene) else Scene.load(small_street)
+    if not scene.defocus:
+        pytest.skip("the synthetic street has no finite-aperture images")
+    for entry in scene.defocus:
+        frame = scene.frame(entry.frame_id)
+        img, depth = frame.load_image(), frame.load_depth()
+        assert depth is not None
+        cam = frame.camera
+        a = cam.focal_length_mm / 1000.0 / entry.f_number
+        valid = depth > 0
+        depth = np.where(valid, depth, 1e4).astype(np.float32)  # unknown depth (sky) = very far
+        out = to_np(defocus(to_t(img), to_t(depth), cam.fx, a, entry.focus_distance_m))
+        gt = entry.load_image()
+        print(f"street {entry.frame_id} f/{entry.f_number} focus {entry.focus_distance_m} m: "
+              f"PSNR {psnr(out, gt):.2f} dB (pinhole {psnr(img, gt):.2f})")
+        assert psnr(out, gt) >= 32.0
