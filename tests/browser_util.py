@@ -84,7 +84,10 @@ def canvas_pixels(page: Any) -> np.ndarray:
     """Screenshot of the largest canvas (the WebGL view) as uint8 RGB [H, W, 3]."""
     import imageio.v3 as iio
 
-    png = page.locator("canvas").first.screenshot()
+    # A clipped page screenshot: no wait for the element to be "stable", which a slowly redrawing WebGL canvas
+    # (software rendering of many splats) can take a long time to become.
+    box = page.locator("canvas").first.bounding_box(timeout=60_000)
+    png = page.screenshot(clip=box, timeout=120_000) if box else page.screenshot(timeout=120_000)
     return np.asarray(iio.imread(io.BytesIO(png)))[..., :3]
 
 

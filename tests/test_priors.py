@@ -27,6 +27,7 @@ from recon.priors.scale import fit_scale_shift
 from recon.priors.sfm import sfm_prior
 from recon.priors.simulated import MonoErrorProfile, scene_scale_bias, simulate_mono_depth
 
+
 def _synth_available() -> bool:
     try:
         from recon.data.synth import SynthConfig, make_street  # noqa: F401

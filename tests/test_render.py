@@ -128,7 +128,8 @@ def test_edge_cases(impl):
         assert torch.isfinite(g).all()
     # one huge Gaussian covering the image (and then some), 1x1 and 17x5 images
     big = [torch.tensor([[0.1, -0.05, 3.0]], dtype=DT), torch.tensor([[1.0, 0.2, 0.1, 0.0]], dtype=DT),
-           torch.tensor([[4.0, 3.0, 2.0]], dtype=DT), torch.tensor([0.8], dtype=DT), torch.tensor([[0.2, 0.5, 0.9]], dtype=DT)]
+           torch.tensor([[4.0, 3.0, 2.0]], dtype=DT), torch.tensor([0.8], dtype=DT),
+           torch.tensor([[0.2, 0.5, 0.9]], dtype=DT)]
     for w, h in ((17, 5), (1, 1)):
         vm1, ks1 = camera(w, h, f=30.0)
         res = run_both(big, vm1, ks1, w, h, impl)

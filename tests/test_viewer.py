@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +92,7 @@ def test_app_builds_frustums_for_a_run(tmp_path: Path, small_street) -> None:
     blob_ply(run / "point_cloud.ply", n=200)
     (run / "config.json").write_text(json.dumps({"data": str(small_street.root)}))
     logs: list[str] = []
-    app = ViewerApp(resolve_input(run), ViewerOptions(port=free_port(), thumbnails=0), log=logs.append).start()
+    app = ViewerApp(resolve_input(run), ViewerOptions(port=free_port(), thumbnails=8), log=logs.append).start()
     try:
         assert len(app.frustums) == len(small_street.frames)
         f = small_street.frames[3]
@@ -104,6 +106,20 @@ def test_app_builds_frustums_for_a_run(tmp_path: Path, small_street) -> None:
         # Cameras of a street scene look roughly horizontally: their mean up is perpendicular to the view axis.
         assert abs(float(up @ f.cam2world[:3, 2])) < 0.5
         assert any("test (orange)" in line for line in logs)
+
+        # Thumbnails: at most 8 frustums get a small image, loaded in the background.
+        assert app._thumb_thread is not None
+        app._thumb_thread.join(timeout=30)
+        thumbs = [h.image for h in app.frustums.values() if h.image is not None]
+        assert 1 <= len(thumbs) <= 8 and thumbs[0].dtype == np.uint8 and thumbs[0].shape[1] <= 160
+
+        # Clicking a frustum puts the clicking browser's camera on it (pose and vertical field of view).
+        cam = types.SimpleNamespace(wxyz=None, position=None, fov=None)
+        client = types.SimpleNamespace(camera=cam, atomic=contextlib.nullcontext)
+        app._look_through(h, 0.7)(types.SimpleNamespace(client=client))
+        np.testing.assert_allclose(cam.position, f.cam2world[:3, 3])
+        np.testing.assert_allclose(tf.SO3(np.asarray(cam.wxyz)).as_matrix(), f.cam2world[:3, :3], atol=1e-6)
+        assert cam.fov == 0.7
     finally:
         app.stop()
 

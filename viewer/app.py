@@ -16,7 +16,7 @@ import numpy as np
 import viser
 from viser import transforms as tf
 
-from recon.data.scene import DEFAULT_SENSOR_WIDTH_MM, Frame, Scene
+from recon.data.scene import Frame, Scene
 from recon.model.ply import GaussianData
 from viewer.loading import ViewerInput
 from viewer.panels import ClientPanel
@@ -24,6 +24,7 @@ from viewer.rendering import SplatRenderer, ViewCamera
 
 TRAIN_COLOR = (40, 110, 255)
 TEST_COLOR = (255, 120, 20)
+FULL_FRAME_SENSOR_MM = 36.0
 
 
 @dataclass
@@ -72,9 +73,10 @@ class ViewerApp:
         self.server: viser.ViserServer | None = None
         self._thumb_thread: threading.Thread | None = None
         scene = inp.scene
-        self.sensor_width_mm = DEFAULT_SENSOR_WIDTH_MM if scene is None else \
-            float(next(iter(scene.cameras.values())).sensor_width_mm)
         first = next(iter(scene.cameras.values())) if scene is not None else None
+        # Refocus lens: a run's own camera sensor (what that camera would see); a full-frame 36 mm sensor for a bare
+        # PLY, whose small-sensor blur would hardly show. Either can be changed with the panel's slider.
+        self.sensor_width_mm = float(first.sensor_width_mm) if first is not None else FULL_FRAME_SENSOR_MM
         self.focus_m = first.focus_distance_m if first is not None else 10.0
         self.f_number = first.f_number if first is not None else 2.0
 
@@ -189,7 +191,8 @@ class ViewerApp:
     # ------------------------------------------------------------------ clients
     def _on_connect(self, client: viser.ClientHandle) -> None:
         self.panels[client.client_id] = ClientPanel(
-            client, self.renderer, self.inp.out_dir, self.opts.render_width, sensor_width_mm=36.0,
+            client, self.renderer, self.inp.out_dir, self.opts.render_width,
+            sensor_width_mm=float(np.clip(self.sensor_width_mm, 2.0, 50.0)),
             focus_m=float(np.clip(self.focus_m, 0.3, 100.0)), f_number=float(np.clip(self.f_number, 0.7, 22.0)),
             min_interval_s=self.opts.min_interval_s, log=self.log)
 

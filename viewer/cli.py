@@ -16,7 +16,7 @@ from viewer.loading import resolve_input
 class ViewConfig:
     """Web splat viewer: splats in the browser, server-rendered RGB / depth / alpha / refocus beside them."""
 
-    path: Annotated[str, tyro.conf.Positional]
+    path: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_OR_PLY")]
     """A 3DGS .ply file, or a training run folder (point_cloud.ply + config.json naming the scene)."""
     port: int = 8080
     """TCP port of the web page."""

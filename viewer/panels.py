@@ -37,6 +37,7 @@ class ClientPanel:
         self._last_image: np.ndarray | None = None
         self._last: RenderResult | None = None
         self.renders = 0
+        self.first_render_at: float | None = None  # time.monotonic() when the first panel image was sent
 
         gui = client.gui
         with gui.add_folder("Server render"):
@@ -83,6 +84,8 @@ class ClientPanel:
             self._last, self._last_image = res, img
             self.renders += 1
         self.image.image = img
+        if self.first_render_at is None:
+            self.first_render_at = time.monotonic()
         note = f"renderer: {self.renderer.backend} · {cam.width}x{cam.height} in {dt * 1000:.0f} ms"
         if mode == "refocus" and self._defocus is None:
             note += f"\n\n**{self._defocus_note}**: showing the sharp render"

@@ -7,7 +7,9 @@ only when pycolmap cannot be imported. Descriptors are matched on the CPU or the
 
 from __future__ import annotations
 
+import hashlib
 import warnings
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -54,16 +56,19 @@ def _kornia_sift(gray: np.ndarray, max_features: int) -> tuple[np.ndarray, np.nd
     return xy, desc[0].numpy().astype(np.float32)
 
 
+def _top2_ratio(sim: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of a cosine-similarity matrix of unit vectors: nearest column and the L2 distance ratio d1 / d2."""
+    top, arg = sim.topk(2, dim=1)
+    d = (2.0 - 2.0 * top).clamp_min(0.0).sqrt()
+    return arg[:, 0], d[:, 0] / d[:, 1].clamp_min(1e-6)
+
+
 def _nearest_two(a: torch.Tensor, b: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """For each row of ``a`` (unit vectors): index of its nearest row of ``b`` and the ratio d1 / d2 (L2)."""
     idx, ratio = [], []
     for s in range(0, len(a), chunk):
-        sim = a[s:s + chunk] @ b.T
-        k = min(2, b.shape[0])
-        top, arg = sim.topk(k, dim=1)
-        d = (2.0 - 2.0 * top).clamp_min(0.0).sqrt()
-        r = d[:, 0] / d[:, 1].clamp_min(1e-6) if k == 2 else torch.zeros_like(d[:, 0])
-        idx.append(arg[:, 0])
+        i, r = _top2_ratio(a[s:s + chunk] @ b.T)
+        idx.append(i)
         ratio.append(r)
     return torch.cat(idx), torch.cat(ratio)
 
@@ -78,9 +83,21 @@ def match_descriptors(desc0: np.ndarray, desc1: np.ndarray, ratio: float = 0.9, 
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     a = torch.nn.functional.normalize(torch.as_tensor(desc0, device=device, dtype=torch.float32), dim=1)
     b = torch.nn.functional.normalize(torch.as_tensor(desc1, device=device, dtype=torch.float32), dim=1)
+    i0 = torch.arange(len(a), device=a.device)
+    if mutual and len(a) * len(b) <= 16_000_000:
+        # one similarity matrix (<= 64 MB); the ratio test only on the mutual nearest neighbours
+        sim = a @ b.T
+        nn01 = sim.argmax(1)
+        nn10 = sim.argmax(0)
+        cand = i0[nn10[nn01] == i0]
+        _, r01 = _top2_ratio(sim[cand])
+        _, r10 = _top2_ratio(sim[:, nn01[cand]].T)
+        r = torch.maximum(r01, r10)
+        keep = r <= ratio
+        return (cand[keep].cpu().numpy(), nn01[cand[keep]].cpu().numpy(),
+                r[keep].cpu().numpy().astype(np.float32))
     nn01, r01 = _nearest_two(a, b)
     nn10, r10 = _nearest_two(b, a)
-    i0 = torch.arange(len(a), device=a.device)
     r = torch.maximum(r01, r10[nn01])
     keep = r <= ratio
     if mutual:
@@ -96,6 +113,7 @@ class SiftMatcher(Matcher):
     """
 
     name = "sift"
+    memo_size = 16
 
     def __init__(self, max_features: int = 8192, peak_threshold: float = 0.002, edge_threshold: float = 10.0,
                  first_octave: int = -1, ratio: float = 0.9, mutual: bool = True, min_long_side: int = 320,
@@ -108,6 +126,7 @@ class SiftMatcher(Matcher):
         self.mutual = bool(mutual)
         self.min_long_side = int(min_long_side)
         self.device = device
+        self._memo: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         try:
             import pycolmap  # noqa: F401
 
@@ -134,6 +153,18 @@ class SiftMatcher(Matcher):
 
     def _features_upsampled(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         gray = to_gray(img)
+        # a frame takes part in several pairs: keep the features of the last few images (keyed by content)
+        key = hashlib.sha1(gray.tobytes() + str(gray.shape).encode()).hexdigest()
+        if key in self._memo:
+            self._memo.move_to_end(key)
+            return self._memo[key]
+        out = self._features_uncached(gray)
+        self._memo[key] = out
+        while len(self._memo) > self.memo_size:
+            self._memo.popitem(last=False)
+        return out
+
+    def _features_uncached(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         up = self._upsample_factor(gray)
         if up == 1:
             return self.features(gray)

@@ -5,8 +5,8 @@ diameter ``A`` focused at ``d_f`` would see. The signed circle of confusion ``c 
 positive in front of the focus) is linear in inverse depth, so the image is cut into *soft layers* on a regular grid
 of CoC values (step ``layer_step_px``, the grid always contains the focus plane ``c = 0``): each pixel gives a tent
 weight to its two nearest layers. Every layer's premultiplied colour and coverage (alpha) are blurred with the
-aperture kernel of that layer's radius (FFT convolution, kernels from :mod:`recon.optics.kernels`, never a rounded
-radius), then composited front to back:
+aperture kernel of that layer's radius (FFT convolution with the analytic, band-limited disk spectrum, so even
+sub-pixel blurs are right; never a rounded radius), then composited front to back:
 
 * the coverage occluding layer ``l`` is the sum of the blurred alphas of the layers in front of it, skipping its
   immediate neighbour (a surface that falls between two layers must not occlude itself); transmittance
@@ -52,19 +52,35 @@ def _good_fft_size(n: int) -> int:
 
 
 def _kernel_spectrum(radii: torch.Tensor, half: int, size: tuple[int, int], kernel: ApertureKernel) -> torch.Tensor:
-    """rfft2 of the kernels ``[L, Nh, Nw//2+1]`` (real for point-symmetric kernels), centred at the origin."""
+    """rfft2 ``[L, Nh, Nw//2+1]`` of the kernels of radii ``radii`` (pixels), centred at the origin.
+
+    Disk and Gaussian kernels use their analytic spectra (the band-limited disk ``2 J1(r w) / (r w)`` and
+    ``exp(-(r/2)^2 w^2 / 2)``): exact down to sub-pixel radii and smooth in the radius. Polygons are sampled in
+    space (anti-aliased edge, :func:`recon.optics.kernels.kernel_weights`) and transformed.
+    """
     key = (tuple(round(float(r), 6) for r in radii.tolist()), half, size, kernel, radii.device, radii.dtype)
     hit = _SPECTRUM_CACHE.get(key)
     if hit is not None:
         _SPECTRUM_CACHE.move_to_end(key)
         return hit
-    k = kernel_weights(radii, half, kernel)
-    grid = torch.zeros((len(radii), *size), device=radii.device, dtype=radii.dtype)
-    grid[:, : 2 * half + 1, : 2 * half + 1] = k
-    grid = torch.roll(grid, shifts=(-half, -half), dims=(-2, -1))
-    spec = torch.fft.rfft2(grid)
-    if kernel.point_symmetric:
-        spec = spec.real.contiguous()
+    nh, nw = size
+    if kernel.shape in ("disk", "gaussian"):
+        wy = 2.0 * math.pi * torch.fft.fftfreq(nh, device=radii.device, dtype=radii.dtype)
+        wx = 2.0 * math.pi * torch.fft.rfftfreq(nw, device=radii.device, dtype=radii.dtype)
+        rho = torch.sqrt(wy[:, None] ** 2 + wx[None, :] ** 2)
+        x = radii.reshape(-1, 1, 1) * rho
+        if kernel.shape == "disk":
+            spec = torch.where(x > 1e-6, 2.0 * torch.special.bessel_j1(x) / x.clamp_min(1e-6), torch.ones_like(x))
+        else:
+            spec = torch.exp(-(x * x) / 8.0)  # sigma = r / 2
+    else:
+        k = kernel_weights(radii, half, kernel)
+        grid = torch.zeros((len(radii), nh, nw), device=radii.device, dtype=radii.dtype)
+        grid[:, : 2 * half + 1, : 2 * half + 1] = k
+        grid = torch.roll(grid, shifts=(-half, -half), dims=(-2, -1))
+        spec = torch.fft.rfft2(grid)
+        if kernel.point_symmetric:
+            spec = spec.real.contiguous()
     _SPECTRUM_CACHE[key] = spec
     if len(_SPECTRUM_CACHE) > _CACHE_SIZE:
         _SPECTRUM_CACHE.popitem(last=False)
@@ -74,17 +90,17 @@ def _kernel_spectrum(radii: torch.Tensor, half: int, size: tuple[int, int], kern
 def blur_layers(x: torch.Tensor, radii: torch.Tensor, kernel: str | ApertureKernel = "disk") -> torch.Tensor:
     """Blur each layer of ``x [B, L, C, H, W]`` with the kernel of radius ``radii[l]`` (pixels), zero padding.
 
-    Linear convolution via FFT on a zero-padded grid (no wrap-around); differentiable w.r.t. ``x``.
+    Linear convolution via FFT: the grid is zero-padded at its end by at least the kernel half size, so the
+    circular wrap only ever reads zeros. Differentiable w.r.t. ``x``.
     """
     k = parse_kernel(kernel)
-    b, n_l, c, h, w = x.shape
+    h, w = x.shape[-2:]
     radii = radii.detach().to(device=x.device, dtype=x.dtype)
-    half = kernel_half_size(float(radii.abs().max()) if n_l else 0.0)
-    nh, nw = _good_fft_size(h + 2 * half), _good_fft_size(w + 2 * half)
+    half = kernel_half_size(float(radii.abs().max()) if radii.numel() else 0.0)
+    nh, nw = _good_fft_size(h + half), _good_fft_size(w + half)
     spec = _kernel_spectrum(radii.abs(), half, (nh, nw), k)
-    xp = torch.nn.functional.pad(x, (half, nw - w - half, half, nh - h - half))
-    out = torch.fft.irfft2(torch.fft.rfft2(xp) * spec[None, :, None], s=(nh, nw))
-    return out[..., half:half + h, half:half + w]
+    out = torch.fft.irfft2(torch.fft.rfft2(x, s=(nh, nw)) * spec[None, :, None], s=(nh, nw))
+    return out[..., :h, :w]
 
 
 def _per_batch(v: Any, ref: torch.Tensor) -> torch.Tensor:
@@ -100,23 +116,36 @@ def signed_coc(depth: torch.Tensor, fx: Any, aperture_m: Any, focus_m: Any, foca
     return coc_px(depth, _per_batch(fx, depth), _per_batch(aperture_m, depth), _per_batch(focus_m, depth), f)
 
 
-def layer_grid(coc: torch.Tensor, layer_step_px: float = 1.0, max_layers: int = 64) -> tuple[torch.Tensor, float]:
-    """CoC values of the layers (near first, i.e. descending) and the step actually used (pixels)."""
+def layer_step(coc: torch.Tensor, layer_step_px: float = 1.0, max_layers: int = 64) -> float:
+    """CoC spacing of the layers (pixels): ``layer_step_px``, widened so that at most ``max_layers`` are needed."""
     c = coc.detach()
-    lo, hi = float(c.min()), float(c.max())
+    span = max(float(c.max()), 0.0) - min(float(c.min()), 0.0)
     step = float(layer_step_px)
-    span = max(hi, 0.0) - min(lo, 0.0)
     if span / step + 3 > max_layers:
         step = span / max(max_layers - 3, 1)
-    i_lo, i_hi = math.floor(lo / step), math.ceil(hi / step)
-    idx = torch.arange(i_hi, i_lo - 1, -1, device=coc.device, dtype=coc.dtype)
-    return idx * step, step
+    return step
 
 
-def layer_weights(coc: torch.Tensor, levels: torch.Tensor, step: float) -> torch.Tensor:
+def layer_grid(coc: torch.Tensor, step: float) -> torch.Tensor:
+    """Grid indices (descending: near first) of the layers that some pixel gives a weight to; CoC = index * step."""
+    fl = torch.floor(coc.detach() / step).flatten()
+    lo = float(fl.min())
+    hit = torch.bincount((fl - lo).long(), minlength=1) > 0
+    hit = torch.cat([hit, hit.new_zeros(1)]) | torch.cat([hit.new_zeros(1), hit])  # floor and floor + 1
+    idx = torch.nonzero(hit).flatten().to(coc.dtype) + lo
+    return idx.flip(0)
+
+
+def layer_weights(coc: torch.Tensor, grid: torch.Tensor, step: float) -> torch.Tensor:
     """Tent weights ``[B, L, 1, H, W]`` of each pixel to its two nearest layers (sum to 1, piecewise linear)."""
     u = coc.unsqueeze(1) / step  # [B, 1, 1, H, W]
-    return (1.0 - (u - (levels / step).reshape(1, -1, 1, 1, 1)).abs()).clamp_min(0.0)
+    return (1.0 - (u - grid.reshape(1, -1, 1, 1, 1)).abs()).clamp_min(0.0)
+
+
+def _prefix(x: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """``out[:, l] = sum_{j < counts[l]} x[:, j]`` along dim 1 (exclusive prefix sums picked per layer)."""
+    cs = torch.cat([torch.zeros_like(x[:, :1]), torch.cumsum(x, dim=1)], dim=1)
+    return cs.index_select(1, counts)
 
 
 def defocus_coc(image: torch.Tensor, coc: torch.Tensor, kernel: str | ApertureKernel = "disk", *,
@@ -128,31 +157,28 @@ def defocus_coc(image: torch.Tensor, coc: torch.Tensor, kernel: str | ApertureKe
     see the content *behind* it (the layers farther than its neighbour, blurred with its kernel) instead of being
     renormalised away; this costs a second set of FFTs. ``return_alpha`` also returns the composited coverage.
     """
-    levels, step = layer_grid(coc, layer_step_px, max_layers)
-    w = layer_weights(coc, levels, step)  # [B, L, 1, H, W], near first
-    n_l = w.shape[1]
-    used = torch.nonzero(w.detach().flatten(2).amax(dim=2).amax(dim=0) > 0).flatten()
-    radii = levels[used] / 2.0
+    step = layer_step(coc, layer_step_px, max_layers)
+    grid = layer_grid(coc, step)  # [L] descending grid indices: near first
+    w = layer_weights(coc, grid, step)  # [B, L, 1, H, W]
+    radii = grid * (step / 2.0)
     stack = torch.cat([w * image.unsqueeze(1), w], dim=2)  # premultiplied colour + alpha
-    blurred = blur_layers(stack[:, used], radii, kernel)
-    full = torch.zeros((*w.shape[:2], image.shape[1] + 1, *image.shape[-2:]), device=image.device,
-                       dtype=blurred.dtype).index_copy(1, used, blurred)
-    col, alpha = full[:, :, :-1], full[:, :, -1:]
+    blurred = blur_layers(stack, radii, kernel)
+    col, alpha = blurred[:, :, :-1], blurred[:, :, -1:]
     trans = torch.ones_like(alpha)
     if occlusion:
-        cover = torch.cumsum(alpha, dim=1)
-        front = torch.nn.functional.pad(cover[:, :-2], (0, 0, 0, 0, 0, 0, 2, 0))
-        trans = (1.0 - front).clamp(0.0, 1.0)
+        # layers at least two grid steps nearer occlude (a surface between two layers must not occlude itself)
+        n_front = (grid[None, :] >= grid[:, None] + 1.5).sum(1)
+        trans = (1.0 - _prefix(alpha, n_front)).clamp(0.0, 1.0)
     num, den = (col * trans).sum(1), (alpha * trans).sum(1)
-    if fill_hidden and n_l > 2:
-        # content behind layer l (skipping its neighbour), seen through l's kernel
-        rev = torch.cumsum(stack.flip(1), dim=1).flip(1)  # rev[l] = sum_{j >= l}
-        behind = torch.nn.functional.pad(rev[:, 2:], (0, 0, 0, 0, 0, 0, 0, 2))[:, used]
+    if fill_hidden and len(grid) > 2:
+        # content behind layer l (at least two steps farther), seen through l's kernel
+        n_upto = (grid[None, :] >= grid[:, None] - 1.5).sum(1)
+        behind = stack.sum(1, keepdim=True) - _prefix(stack, n_upto)
         bk = blur_layers(behind, radii, kernel)
-        own = (w * trans)[:, used]  # how much each layer owns the pixel
+        own = w * trans  # how much each layer owns the pixel
         fill_c = (own * bk[:, :, :-1]).sum(1)
         fill_a = (own * bk[:, :, -1:]).sum(1)
-        missing = (own * (1.0 - alpha[:, used])).sum(1)
+        missing = (own * (1.0 - alpha)).sum(1)
         avail = (fill_a / missing.clamp_min(1e-6)).clamp(0.0, 1.0)
         deficit = (1.0 - den).clamp_min(0.0)
         gain = deficit * avail / fill_a.clamp_min(1e-6)
@@ -185,11 +211,11 @@ def gather_defocus(image: torch.Tensor, depth: torch.Tensor, fx: Any, aperture_m
     pixel interpolates between the two layers nearest to its own CoC.
     """
     coc = signed_coc(depth, fx, aperture_m, focus_m, focal_length_m)
-    levels, step = layer_grid(coc, layer_step_px, max_layers)
-    w = layer_weights(coc, levels, step)
-    used = torch.nonzero(w.detach().flatten(2).amax(dim=2).amax(dim=0) > 0).flatten()
+    step = layer_step(coc, layer_step_px, max_layers)
+    grid = layer_grid(coc, step)
+    w = layer_weights(coc, grid, step)
     ones = torch.ones_like(image[:, :1])
-    src = torch.cat([image, ones], dim=1).unsqueeze(1).expand(-1, len(used), -1, -1, -1)
-    blurred = blur_layers(src, levels[used] / 2.0, kernel)
+    src = torch.cat([image, ones], dim=1).unsqueeze(1).expand(-1, len(grid), -1, -1, -1)
+    blurred = blur_layers(src, grid * (step / 2.0), kernel)
     blurred = blurred[:, :, :-1] / blurred[:, :, -1:].clamp_min(1e-6)
-    return (w[:, used] * blurred).sum(1)
+    return (w * blurred).sum(1)

@@ -131,3 +131,17 @@ def render_thin_lens(scene: PlaneScene, aperture_m: float, focus_m: float, sampl
         cy = scene.cy + scene.fx * ay / focus_m
         acc += _cast(scene, ax, ay, cx, cy, (subs[i, 0], subs[i, 1]))[0]
     return (acc / samples).astype(np.float32)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two images in [0, 1]."""
+    return float(-10.0 * np.log10(max(float(np.mean((np.asarray(a) - np.asarray(b)) ** 2)), 1e-20)))
+
+
+def edge_band(depth: np.ndarray, width: int, threshold: float = 1e-3) -> np.ndarray:
+    """Bool (H, W): pixels within ``width`` px of a depth discontinuity (Sobel of inverse depth > ``threshold``)."""
+    from scipy import ndimage
+
+    inv = 1.0 / np.maximum(depth, 1e-6)
+    edge = (np.abs(ndimage.sobel(inv, 0)) + np.abs(ndimage.sobel(inv, 1))) > threshold
+    return ndimage.binary_dilation(edge, iterations=max(int(width), 1))

@@ -86,11 +86,11 @@ def occlusion_filter(sparse: np.ndarray, radius_px: int = 2, rel_tol: float = 0.
 
 
 def auto_radius(sparse: np.ndarray, lo: int = 2, hi: int = 16) -> int:
-    """A densification radius (pixels) from the sparse coverage: about twice the mean sample spacing."""
+    """A densification radius (pixels) from the sparse coverage: 1.5 x the mean sample spacing."""
     cov = float((sparse > 0).mean())
     if cov <= 0:
         return lo
-    return int(np.clip(math.ceil(2.0 / math.sqrt(cov)), lo, hi))
+    return int(np.clip(math.ceil(1.5 / math.sqrt(cov)), lo, hi))
 
 
 def densify(
@@ -98,7 +98,7 @@ def densify(
     image: np.ndarray | None = None,
     radius_px: int | None = None,
     sigma_color: float = 0.1,
-    depth_tol: float = 0.3,
+    depth_tol: float = 0.15,
     decay_px: float | None = None,
     device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -152,16 +152,10 @@ def densify(
             w = w * torch.exp(-diff / (2.0 * sigma_color**2))
         return w
 
-    # pass 1: the best sample per pixel defines which surface the pixel is on; samples are also counted per
-    # 45-degree sector, so that a pixel is only filled *between* samples (opposite sectors), never extrapolated
-    # past the edge of the coverage (beyond the LiDAR's range, above the last scan line)
+    # pass 1: the best sample per pixel defines which surface the pixel is on
     best_w = torch.zeros(H, W, device=dev)
     ref = torch.zeros(H, W, device=dev)
-    sector = torch.zeros(8, H, W, dtype=torch.bool, device=dev)
     for dy, dx in offsets:
-        if dy or dx:
-            k = int(round(math.atan2(dy, dx) / (math.pi / 4))) % 8
-            sector[k] |= window(has_p, dy, dx) > 0
         w = base_weight(dy, dx)
         better = w > best_w
         best_w = torch.where(better, w, best_w)
@@ -169,13 +163,21 @@ def densify(
     # pass 2: robust weighted mean in inverse depth of the samples on that surface
     acc = torch.zeros(H, W, device=dev)
     acc_w = torch.zeros(H, W, device=dev)
+    # samples on that surface are also marked per 45-degree sector: a pixel is filled only *between* samples
+    # of its surface (two opposite sectors), never extrapolated past the edge of the coverage (beyond the LiDAR's
+    # range, above the last scan line) nor into a gap between two different surfaces
+    sector = torch.zeros(8, H, W, dtype=torch.bool, device=dev)
     log_ref = torch.log(ref.clamp_min(1e-12))
     for dy, dx in offsets:
         s = window(inv_p, dy, dx)
         tol = depth_tol * max(1.0, math.hypot(dy, dx))  # a slanted surface changes depth with distance
-        w = base_weight(dy, dx) * torch.exp(-0.5 * ((torch.log(s.clamp_min(1e-12)) - log_ref) / tol) ** 2)
+        z = (torch.log(s.clamp_min(1e-12)) - log_ref) / tol
+        w = base_weight(dy, dx) * torch.exp(-0.5 * z**2)
         acc += w * s
         acc_w += w
+        if dy or dx:
+            k = int(round(math.atan2(dy, dx) / (math.pi / 4))) % 8
+            sector[k] |= (window(has_p, dy, dx) > 0) & (z.abs() < 2.0)
     between = (sector[:4] & sector[4:]).any(0)
     filled = (acc_w > 1e-12) & (ref > 0) & between
     dense_inv = torch.where(filled, acc / acc_w.clamp_min(1e-12), torch.zeros_like(acc))

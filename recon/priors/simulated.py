@@ -43,11 +43,11 @@ class MonoErrorProfile:
 
     scale_bias: float = 0.05
     frame_scale_jitter: float = 0.01
-    warp_amplitude: float = 0.05
+    warp_amplitude: float = 0.04
     warp_cells: int = 3
-    noise_near: float = 0.03
-    noise_slope: float = 0.004
-    noise_max: float = 0.4
+    noise_near: float = 0.02
+    noise_slope: float = 0.0025
+    noise_max: float = 0.3
     noise_corr_frac: float = 0.02
     noise_white_share: float = 0.3
     edge_blur_frac: float = 0.008

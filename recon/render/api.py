@@ -24,7 +24,8 @@ def _validate(means, quats, scales, opacities, colors, viewmats, Ks, width, heig
     _check(tuple(quats.shape) == (n, 4), f"quats must be [{n}, 4], got {list(quats.shape)}")
     _check(tuple(scales.shape) == (n, 3), f"scales must be [{n}, 3], got {list(scales.shape)}")
     _check(tuple(opacities.shape) == (n,), f"opacities must be [{n}], got {list(opacities.shape)}")
-    _check(viewmats.dim() == 3 and viewmats.shape[1:] == (4, 4), f"viewmats must be [C, 4, 4], got {list(viewmats.shape)}")
+    _check(viewmats.dim() == 3 and viewmats.shape[1:] == (4, 4),
+           f"viewmats must be [C, 4, 4], got {list(viewmats.shape)}")
     c = viewmats.shape[0]
     _check(tuple(Ks.shape) == (c, 3, 3), f"Ks must be [{c}, 3, 3], got {list(Ks.shape)}")
     _check(int(width) > 0 and int(height) > 0, f"image size must be positive, got {width}x{height}")
@@ -39,7 +40,8 @@ def _validate(means, quats, scales, opacities, colors, viewmats, Ks, width, heig
         _check((sh_degree + 1) ** 2 <= colors.shape[-2],
                f"sh_degree {sh_degree} needs {(sh_degree + 1) ** 2} coefficients, got {colors.shape[-2]}")
     _check(render_mode in RENDER_MODES, f"render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
-    _check(rasterize_mode in ("classic", "antialiased"), f"rasterize_mode must be classic|antialiased, got {rasterize_mode!r}")
+    _check(rasterize_mode in ("classic", "antialiased"),
+           f"rasterize_mode must be classic|antialiased, got {rasterize_mode!r}")
     _check(backend in BACKENDS, f"backend must be one of {BACKENDS}, got {backend!r}")
     if backgrounds is not None:
         d = 3 if sh_degree is not None else colors.shape[-1]

@@ -49,7 +49,8 @@ def _groups(counts: Tensor, pix: int) -> list[Tensor]:
 class _Group:
     """Gathered data and recomputed compositing quantities for one group of tiles (torch path)."""
 
-    def __init__(self, tiles, starts, counts, flatten_ids, means2d, conics, opacities, width, height, tile_size, tw, th):
+    def __init__(self, tiles, starts, counts, flatten_ids, means2d, conics, opacities, width, height, tile_size,
+                 tw, th):
         dev = means2d.device
         n_tiles = tw * th
         self.tiles = tiles

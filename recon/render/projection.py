@@ -165,7 +165,8 @@ class _ProjectCpp(torch.autograd.Function):
         v_means, v_quats, v_scales = load_extension().project_bwd(
             means.contiguous(), quats.contiguous(), scales.contiguous(), viewmats.contiguous(), Ks.contiguous(),
             width, height, eps2d, near, far, radii, g(v_means2d, radii.to(means.dtype)),
-            g(v_depths, radii[..., 0].to(means.dtype)), g(v_conics, radii.new_zeros(radii.shape[:-1] + (3,), dtype=means.dtype)),
+            g(v_depths, radii[..., 0].to(means.dtype)),
+            g(v_conics, radii.new_zeros(radii.shape[:-1] + (3,), dtype=means.dtype)),
             g(v_comps, radii[..., 0].to(means.dtype)), calc_comp,
         )
         return v_means, v_quats, v_scales, None, None, None, None, None, None, None, None, None, None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TEX_SIZE = 256
-MIP_LEVELS = 6  # 256 .. 8 texels: the coarsest level still shows windows, so far facades are never flat
+MIP_LEVELS = 9  # 256 .. 1 texels: full filtering, so far textures average out instead of aliasing
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,10 @@ class MipAtlas:
         for tx in textures:
             img = tx.rgb.astype(np.float32)
             levels = []
-            for _ in range(MIP_LEVELS):
+            for lvl in range(MIP_LEVELS):
                 levels.append(img)
+                if lvl == MIP_LEVELS - 1:
+                    break
                 h = img.shape[0] // 2
                 img = img.reshape(h, 2, h, 2, 3).mean(axis=(1, 3))
             pyramids.append(levels)

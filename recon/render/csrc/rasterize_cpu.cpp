@@ -4,7 +4,8 @@
 // front to back: sigma = 0.5 (a dx^2 + c dy^2) + b dx dy with dx = mean - (pixel + 0.5); skip sigma < 0 or
 // alpha < 1/255 (alpha = min(0.999, opacity exp(-sigma))); stop (exclusively) when T would drop to <= 1e-4.
 // Backward: per pixel, recompute the forward contributions (bounded by the saved count) and walk them back to front
-// with the exact suffix sums; gradients go to per-thread buffers that are summed at the end (no atomics).
+// with the exact suffix sums; gradients go to per-thread buffers summed at the end (no atomics). Tiles are dealt to
+// threads statically so each buffer sums the same tiles in the same order every run: training is reproducible.
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -158,7 +159,7 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
         std::vector<int32_t> ks;
         std::vector<T> al, tb, vs;
         std::vector<char> unclamped;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static, 1)
         for (int64_t t = 0; t < n_tiles; ++t) {
             const int64_t img = t / (tw * th);
             const int64_t tl = t % (tw * th);

@@ -1,0 +1,13 @@
+"""``recon bench``: baseline 3DGS against each supervision, side by side (see recon.eval.bench)."""
+
+from __future__ import annotations
+
+import tyro
+
+from recon.eval.bench import BenchConfig, run_bench
+
+
+def main(argv: list[str], prog: str = "recon bench") -> int:
+    cfg = tyro.cli(BenchConfig, args=argv, prog=prog)
+    run_bench(cfg)
+    return 0

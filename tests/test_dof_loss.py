@@ -1,0 +1,102 @@
+"""The depth-of-field loss: shapes, masking, helpers and that its gradient moves a wrong depth toward the prior."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recon.losses.dof import calibrated_aperture, depth_range_from_prior, dof_loss, focus_distances_from_prior
+from recon.optics import coc_px
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def textured_scene(dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 40x48 random-texture image and a depth map: 4 m on the left, 12 m on the right, 30 m on the top band."""
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(1, 3, 40, 48, generator=g, dtype=dtype)
+    img = torch.nn.functional.avg_pool2d(img, 3, 1, 1)  # texture with a few pixels of correlation
+    depth = torch.full((1, 1, 40, 48), 12.0, dtype=dtype)
+    depth[..., :, :24] = 4.0
+    depth[..., :8, :] = 30.0
+    return img, depth
+
+
+def test_helpers() -> None:
+    _, depth = textured_scene()
+    depth = depth.clone()
+    depth[..., :4, :4] = 0.0  # unknown
+    f = focus_distances_from_prior(depth, 3)
+    assert f.shape == (1, 3) and torch.all(f[0, 1:] <= f[0, :-1] + 1e-6)  # quantiles of inverse depth: far first
+    assert float(f.min()) >= 4.0 and float(f.max()) <= 30.0
+    near, far = depth_range_from_prior(depth)
+    assert float(near) == pytest.approx(4.0) and float(far) == pytest.approx(30.0)
+    a = calibrated_aperture(torch.tensor([100.0]), near, far, f, 6.0)
+    for j in range(3):
+        c = max(abs(coc_px(4.0, 100.0, float(a[0, j]), float(f[0, j]))),
+                abs(coc_px(30.0, 100.0, float(a[0, j]), float(f[0, j]))))
+        assert c == pytest.approx(6.0, rel=1e-5)
+
+
+def test_zero_when_equal_and_masked_where_unknown() -> None:
+    img, depth = textured_scene()
+    fx = torch.tensor([100.0])
+    focus = torch.tensor([[5.0, 20.0]])
+    a = calibrated_aperture(fx, 4.0, 30.0, focus, 6.0)
+    assert float(dof_loss(img, depth, img, depth, None, fx, focus, a)) < 1e-5
+    # where the prior is unknown the (wrong) prediction is not penalised beyond the blur footprint
+    wrong = depth.clone()
+    wrong[..., 20:, 30:] = 50.0
+    prior = depth.clone()
+    prior[..., 14:, 24:] = 0.0
+    assert float(dof_loss(img, wrong, img, prior, None, fx, focus, a)) < 1e-5 + \
+        0.2 * float(dof_loss(img, wrong, img, depth, None, fx, focus, a))
+    # confidence weights matter
+    conf = torch.ones_like(depth)
+    conf[..., 20:, 30:] = 0.0
+    assert float(dof_loss(img, wrong, img, depth, conf, fx, focus, a)) < \
+        float(dof_loss(img, wrong, img, depth, None, fx, focus, a))
+
+
+def test_gradient_moves_wrong_depth_toward_prior() -> None:
+    img, prior = textured_scene(torch.float64)
+    fx = torch.tensor([100.0], dtype=torch.float64)
+    focus = focus_distances_from_prior(prior, 2)
+    near, far = depth_range_from_prior(prior)
+    a = calibrated_aperture(fx, near, far, focus, 8.0)
+    pred = (prior * 1.35).requires_grad_()
+
+    def loss_of(d: torch.Tensor) -> torch.Tensor:
+        return dof_loss(img, d, img, prior, None, fx, focus, a)
+
+    loss = loss_of(pred)
+    (grad,) = torch.autograd.grad(loss, pred)
+    assert grad.abs().sum() > 0
+    # finite-difference check of the directional derivative along a random direction
+    v = torch.randn(pred.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    eps = 1e-5
+    with torch.no_grad():
+        fd = (loss_of(pred + eps * v) - loss_of(pred - eps * v)) / (2 * eps)
+    assert float(fd) == pytest.approx(float((grad * v).sum()), rel=2e-3, abs=1e-9)
+    # gradient descent on the depth alone decreases the loss and the depth error
+    d = pred.detach().clone().requires_grad_()
+    opt = torch.optim.Adam([d], lr=0.2)
+    err0 = float((d.detach() - prior).abs().mean())
+    for _ in range(40):
+        opt.zero_grad()
+        lo = loss_of(d)
+        lo.backward()
+        opt.step()
+        with torch.no_grad():
+            d.clamp_(min=1.0)
+    err1 = float((d.detach() - prior).abs().mean())
+    print(f"dof loss {float(loss):.4f} -> {float(loss_of(d.detach())):.4f}; mean |depth error| {err0:.2f} -> "
+          f"{err1:.2f} m")
+    assert float(loss_of(d.detach())) < 0.5 * float(loss)
+    assert err1 < 0.6 * err0
