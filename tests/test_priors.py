@@ -367,7 +367,7 @@ def test_cli_bad_scene_is_a_user_error(tmp_path: Path) -> None:
 def test_street_lidar_projection_agrees_with_ground_truth(small_street) -> None:  # noqa: ANN001
     scene = small_street if isinstance(small_street, Scene) else Scene.load(small_street)
     rels, dense_all, gt_all = [], [], []
-    for fr in scene.frames[::4]:
+    for fr in scene.frames[::8]:
         gt = fr.load_depth()
         sp = lidar_prior(fr, dense=False)
         sel = sp.valid & (gt > 0)
@@ -381,9 +381,11 @@ def test_street_lidar_projection_agrees_with_ground_truth(small_street) -> None:
     m = depth_metrics(np.concatenate(dense_all), np.concatenate(gt_all))
     print("street: densified LiDAR prior:", {k: (round(v["abs_rel"], 4), round(v["rmse"], 3), v["n"])
                                                for k, v in m.items()})
-    assert m["overall"]["abs_rel"] < 0.1
+    assert m["overall"]["abs_rel"] < 0.05
     for band in ("near", "mid"):
-        assert m[band]["n"] > 0 and math.isfinite(m[band]["abs_rel"])
+        assert m[band]["n"] > 1000 and m[band]["abs_rel"] < 0.05, (band, m[band])
+    # far: the LiDAR reaches ~70 m and a 160x96 image has few far pixels, thin gaps between far surfaces
+    assert m["far"]["n"] > 0 and m["far"]["abs_rel"] < 0.4
 
 
 @needs_synth

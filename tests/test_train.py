@@ -105,3 +105,17 @@ def test_no_lidar_no_sfm_falls_back_with_warning(tiny_street, tmp_path: Path) ->
     with pytest.warns(UserWarning, match="no LiDAR and no SfM points"):
         tr = Trainer(cfg)
     assert tr.init_source == "random"
+
+
+def test_mcmc_strategy_runs_on_cpu(tiny_street, tmp_path: Path) -> None:
+    cfg = tiny_cfg(tiny_street.root, tmp_path / "m", "--strategy.kind", "mcmc", "--strategy.cap-max", "2000",
+                   "--checkpoint-every", "0")
+    tr = run(cfg)
+    assert tr.step == 6 and 1500 < tr.params["means"].shape[0] <= 2000
+
+
+def test_lidar_preset_supervises_depth(tiny_street, tmp_path: Path) -> None:
+    tr = run(tiny_cfg(tiny_street.root, tmp_path / "l", "lidar", "--checkpoint-every", "0"))
+    recs = [json.loads(line) for line in (tmp_path / "l" / "metrics.jsonl").read_text().splitlines()]
+    assert all("lidar" in r and r["lidar"] > 0 for r in recs)
+    assert sum(v.lidar_depth is not None and bool((v.lidar_depth > 0).any()) for v in tr.views) == len(tr.views)

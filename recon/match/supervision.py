@@ -124,16 +124,19 @@ class MultiViewSupervision:
 
     ``frames``: frame ids to use (default: the training split; test frames never take part). ``matcher``: a
     :class:`Matcher` or a kind for :func:`create_matcher`. ``cache_dir``: default ``<scene>/cache/matches``.
+    ``device``: where LoFTR runs and where :meth:`targets_for` puts its tensors.
     """
 
     def __init__(self, scene: Scene, matcher: Matcher | MatcherKind = "auto", cache_dir: str | Path | None = None,
                  frames: list[str] | None = None, config: SupervisionConfig | None = None,
-                 loftr_weights: str | Path | None = None, verbose: bool = True) -> None:
+                 loftr_weights: str | Path | None = None, verbose: bool = True,
+                 device: str | torch.device = "cpu") -> None:
         self.scene = scene
         self.config = config or SupervisionConfig()
         self.verbose = verbose
         self._matcher_arg = matcher
         self._loftr_weights = loftr_weights
+        self.device = torch.device(device)
         self._matcher: Matcher | None = None
         self.cache = MatchCache(cache_dir if cache_dir is not None else Path(scene.root) / "cache" / "matches")
         ids = frames if frames is not None else [f.id for f in scene.train_frames]
@@ -151,7 +154,7 @@ class MultiViewSupervision:
     def matcher(self) -> Matcher:
         if self._matcher is None:
             m = self._matcher_arg
-            self._matcher = m if isinstance(m, Matcher) else create_matcher(m, self._loftr_weights)
+            self._matcher = m if isinstance(m, Matcher) else create_matcher(m, self._loftr_weights, self.device)
         return self._matcher
 
     def _say(self, msg: str) -> None:
@@ -231,7 +234,10 @@ class MultiViewSupervision:
         """Median relative error |d_tri - d_gt| / d_gt over both views, where ground-truth depth exists."""
         errs = []
         for f, pix, d in ((f0, pts.pix0, pts.depth0), (f1, pts.pix1, pts.depth1)):
-            gt_map = f.load_depth() if f.depth_path is not None else None
+            try:
+                gt_map = f.load_depth()
+            except ReconError:  # a broken ground-truth file only costs the report its error column
+                gt_map = None
             if gt_map is None:
                 continue
             gt = sample_depth_gt(gt_map, pix)
@@ -257,13 +263,14 @@ class MultiViewSupervision:
         return out
 
     # ---------------------------------------------------------------- training interface
-    def targets_for(self, frame_id: str) -> ViewTargets:
-        """Targets of one frame (empty tensors when it has none). Unknown ids raise KeyError."""
+    def targets_for(self, frame_id: str, device: str | torch.device | None = None) -> ViewTargets:
+        """Targets of one frame (empty tensors when it has none), on ``device`` (default: the supervision's
+        device). Unknown ids raise KeyError."""
         self.prepare()
         assert self._targets is not None
         if frame_id not in self._targets:
             raise KeyError(f"frame {frame_id!r} is not among the multi-view supervised frames")
-        return self._targets[frame_id]
+        return self._targets[frame_id].to(self.device if device is None else device)
 
     def n_points(self) -> int:
         self.prepare()

@@ -1,1 +1,1 @@
-"""Metric depth priors per frame: LiDAR, SfM, monocular model, simulated monocular, depth from defocus; scale recovery."""
+"""Metric depth priors per frame (LiDAR, SfM, monocular model, simulated monocular, depth from defocus)."""

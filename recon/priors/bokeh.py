@@ -2,8 +2,9 @@
 
 The blur strength comes from the thin lens (:mod:`recon.optics.thin_lens`): a lens of focal length ``f`` (mm) on a
 sensor ``sensor_width_mm`` wide, f-number ``N`` and focus distance ``d_f`` (metres) gives every pixel a circle of
-confusion of ``fx * (f / N) * d_f / (d_f - f) * |1/d - 1/d_f|`` pixels (exact thin lens). The rendering is the occlusion-aware layered defocus of
-:func:`recon.optics.defocus` with a disk, Gaussian or polygonal (``hexagon``, ...) aperture.
+confusion of ``fx * (f / N) * d_f / (d_f - f) * |1/d - 1/d_f|`` pixels (exact thin lens). The rendering is the
+occlusion-aware layered defocus of :func:`recon.optics.defocus` with a disk, Gaussian or polygonal (``hexagon``, ...)
+aperture.
 
 Colour: by default the stored pixel values are blurred as they are (what the synthetic lens renders do); with
 ``linear_light`` sRGB is decoded first and re-encoded after, as a real lens integrates light. ``highlight_gain``

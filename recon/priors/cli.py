@@ -6,7 +6,7 @@ Priors are written as ``.npz`` files (depth in metres, confidence in [0, 1]; see
 under ``--out`` (default ``SCENE/priors``). When the scene has ground-truth depth, each frame's error and the
 overall error (all frames' pixels pooled) are printed by band: near < 10 m, mid 10-40 m, far > 40 m (AbsRel,
 RMSE in metres, delta < 1.25), over the pixels where the prior has a depth (its coverage is printed beside),
-and saved to ``<out>/<source>_metrics.json``. The simulated prior is labelled SIMULATED everywhere.
+and saved to ``<out>/<source>[-aligned-<align>]_metrics.json``. The simulated prior is labelled SIMULATED everywhere.
 """
 
 from __future__ import annotations
@@ -115,7 +115,9 @@ def main(argv: list[str], prog: str = "recon depth") -> int:
               "mean_coverage": mean_cov, "overall": overall, "frames": per_frame}
     if args.source == "simulated":
         report["note"] = SIMULATED_NOTE
-    path = atomic_write_json(Path(out) / f"{args.source}_metrics.json", _finite(report))
+    tag = args.source if args.align == "none" or args.source not in ("mono", "simulated") else \
+        f"{args.source}-aligned-{args.align}"
+    path = atomic_write_json(Path(out) / f"{tag}_metrics.json", _finite(report))
     print(f"metrics written to {path}")
     return 0
 

@@ -109,8 +109,10 @@ def densify(
     [0, 1], Gaussian with ``sigma_color``) times a depth-consistency weight that keeps only samples on the
     same surface as the *best* sample (the one with the largest spatial x colour weight): a log inverse-depth
     difference above ``depth_tol`` per pixel of distance (Gaussian falloff; slanted surfaces change depth with
-    distance) is suppressed, so foreground and background are not averaged into a depth that exists nowhere. Measured pixels keep their measurement. Pixels farther than
-    ``radius_px`` from any measurement stay 0.
+    distance) is suppressed, so foreground and background are not averaged into a depth that exists nowhere.
+    Measured pixels keep their measurement. A pixel is filled only *between* samples of its surface (within
+    ``radius_px`` in two opposite 45-degree sectors): no extrapolation past the edge of the coverage (beyond the
+    LiDAR's range) nor into a gap between two surfaces. Other pixels stay 0.
 
     Confidence is 1 at measured pixels and ``exp(-dist / decay_px)`` elsewhere (``dist`` = distance in pixels to
     the nearest measured pixel, ``decay_px`` defaults to ``radius_px / 2``), 0 where no depth was filled.
@@ -202,8 +204,8 @@ def lidar_prior(
     """The LiDAR depth prior of a frame: source ``lidar`` (densified) or ``lidar-sparse`` (projected points only).
 
     Points come from ``frame.load_lidar()`` (world frame, metres). ``occlusion_radius_px`` > 0 enables
-    :func:`occlusion_filter`: the LiDAR sits above / behind the camera, so it sees surfaces the camera does not. With ``use_image`` the
-    densification follows image edges; with ``use_sky_mask`` no depth is filled into sky pixels.
+    :func:`occlusion_filter` (the LiDAR sits above / behind the camera and sees surfaces the camera does not).
+    With ``use_image`` the densification follows image edges; with ``use_sky_mask`` nothing is filled into sky.
     """
     pts = frame.load_lidar()
     if pts is None:

@@ -26,6 +26,22 @@ def _cache_dir() -> Path:
     return d
 
 
+STALE_LOCK_S = 600.0
+
+
+def _clear_stale_lock(build_dir: Path) -> None:
+    """torch's build lock waits forever if a compiling process died; a lock older than 10 minutes is stale."""
+    import time
+
+    lock = build_dir / "lock"
+    try:
+        if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+            print(f"recon.render: removing stale build lock {lock}", file=sys.stderr)
+            lock.unlink()
+    except OSError:
+        pass
+
+
 def load_extension() -> ModuleType:
     """The compiled module (builds it on first call); raises RuntimeError if it cannot be built."""
     if "mod" in _state:
@@ -35,6 +51,7 @@ def load_extension() -> ModuleType:
     try:
         from torch.utils.cpp_extension import load
 
+        _clear_stale_lock(_cache_dir())
         mod = load(
             name="recon_rasterize_cpu",
             sources=[str(_SRC)],

@@ -134,11 +134,13 @@ class Trainer:
                                     reset_every=s.reset_every, verbose=False)
             strat.check_sanity(self.params, self.optimizers)
             return strat, strat.initialize_state(scene_scale=self.scene_scale)
-        from recon.render.mcmc_ops import make_mcmc_strategy
+        if self.device.type == "cuda":
+            from gsplat.strategy import MCMCStrategy as Mcmc
+        else:  # gsplat's relocation and noise injection call CUDA ops: use recon's torch versions on CPU
+            from recon.render.mcmc_ops import TorchMCMCStrategy as Mcmc
 
-        strat = make_mcmc_strategy(cap_max=s.cap_max, refine_start_iter=s.refine_start,
-                                   refine_stop_iter=s.refine_stop, refine_every=s.refine_every,
-                                   device=self.device)
+        strat = Mcmc(cap_max=s.cap_max, refine_start_iter=s.refine_start, refine_stop_iter=s.refine_stop,
+                     refine_every=s.refine_every)
         strat.check_sanity(self.params, self.optimizers)
         return strat, strat.initialize_state()
 

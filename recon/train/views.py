@@ -38,20 +38,16 @@ def _resize(arr: np.ndarray, w: int, h: int, mode: str) -> np.ndarray:
     return (out[0] if arr.ndim == 2 else out.permute(1, 2, 0)).numpy()
 
 
-def project_points_depth(points: np.ndarray, w2c: np.ndarray, K: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Sparse z-buffered depth map (H, W) of world points (nearest point wins, 0 = none); pixel-centre convention."""
-    pc = points @ w2c[:3, :3].T + w2c[:3, 3]
-    z = pc[:, 2]
-    keep = z > 0.1
-    pc, z = pc[keep], z[keep]
-    u = np.floor(K[0, 0] * pc[:, 0] / z + K[0, 2]).astype(np.int64)
-    v = np.floor(K[1, 1] * pc[:, 1] / z + K[1, 2]).astype(np.int64)
-    ok = (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    u, v, z = u[ok], v[ok], z[ok]
-    depth = np.full(height * width, np.inf, np.float32)
-    np.minimum.at(depth, v * width + u, z.astype(np.float32))
-    depth[~np.isfinite(depth)] = 0.0
-    return depth.reshape(height, width)
+def sparse_lidar_depth(frame: Frame, K: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The frame's LiDAR sweep as a sparse z-buffered depth map (H, W) at this resolution, 0 = no point.
+
+    Points the camera cannot see (the LiDAR sits elsewhere and looks through gaps) are removed by
+    :func:`recon.priors.lidar.occlusion_filter`.
+    """
+    from recon.priors.lidar import occlusion_filter, project_points, zbuffer_depth
+
+    rows, cols, z, _ = project_points(frame.load_lidar(), frame.cam2world, K, width, height)
+    return occlusion_filter(zbuffer_depth(rows, cols, z, width, height))
 
 
 def load_views(frames: list[Frame], downscale: float, device: torch.device, camera_names: list[str],
@@ -69,7 +65,7 @@ def load_views(frames: list[Frame], downscale: float, device: torch.device, came
         w2c = f.world2cam
         ld = None
         if lidar and f.lidar_path is not None:
-            ld = torch.from_numpy(project_points_depth(f.load_lidar(), w2c, cam.K, cam.width, cam.height))
+            ld = torch.from_numpy(sparse_lidar_depth(f, cam.K, cam.width, cam.height))
         gd = None
         if gt_depth and f.depth_path is not None:
             d = f.load_depth()
