@@ -96,7 +96,7 @@ def test_gradient_moves_wrong_depth_toward_prior() -> None:
         with torch.no_grad():
             d.clamp_(min=1.0)
     err1 = float((d.detach() - prior).abs().mean())
-    print(f"dof loss {float(loss):.4f} -> {float(loss_of(d.detach())):.4f}; mean |depth error| {err0:.2f} -> "
+    print(f"dof loss {float(loss.detach()):.4f} -> {float(loss_of(d.detach())):.4f}; mean |depth error| {err0:.2f} -> "
           f"{err1:.2f} m")
-    assert float(loss_of(d.detach())) < 0.5 * float(loss)
+    assert float(loss_of(d.detach())) < 0.5 * float(loss.detach())
     assert err1 < 0.6 * err0

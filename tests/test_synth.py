@@ -79,16 +79,29 @@ def test_lidar_sweep_shape(small_street: Scene) -> None:
     assert r.max() < 75.0 + 0.1 and r.min() > 2.0
 
 
-def _disk_blur(img: np.ndarray, diameter: float, pad: int = 8) -> np.ndarray:
+def _disk_blur(img: np.ndarray, diameter: float, pad: int = 8, n: int = 128) -> np.ndarray:
     """The image seen through the generator's lens model: the mean of exact (Fourier) sub-pixel shifts of
     ``img`` over a Vogel disk of the given diameter in pixels (no interpolation blur of its own)."""
     p = np.pad(img, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
     ky = np.fft.fftfreq(p.shape[0])[:, None, None]
     kx = np.fft.fftfreq(p.shape[1])[None, :, None]
-    pts = vogel_disk(256) * (diameter / 2.0)
+    pts = vogel_disk(n) * (diameter / 2.0)  # the kernel of a continuous disk, sampled finely
     transfer = np.mean(np.exp(-2j * np.pi * (kx * pts[None, None, :, 0] + ky * pts[None, None, :, 1])), axis=2)
     out = np.real(np.fft.ifft2(np.fft.fft2(p, axes=(0, 1)) * transfer[..., None], axes=(0, 1)))
     return out[pad:-pad, pad:-pad]
+
+
+def _fit_diameter(pin: np.ndarray, img: np.ndarray, mask: np.ndarray, predicted: float) -> tuple[float, float]:
+    """The disk diameter in [0.5, 1.5] x predicted that best explains ``img`` from ``pin`` (least squares on
+    ``mask``), and the residual RMS."""
+    from scipy.optimize import minimize_scalar
+
+    def cost(c: float) -> float:
+        return float(np.mean((_disk_blur(pin, c)[mask] - img[mask]) ** 2))
+
+    res = minimize_scalar(cost, bounds=(0.5 * predicted, 1.5 * predicted), method="bounded",
+                          options={"xatol": 0.002 * predicted})
+    return float(res.x), float(np.sqrt(res.fun))
 
 
 def test_finite_aperture_matches_thin_lens(small_street: Scene) -> None:
@@ -122,30 +135,61 @@ def test_finite_aperture_matches_thin_lens(small_street: Scene) -> None:
               f"PSNR {psnr:.1f} dB vs pinhole; mean abs diff elsewhere {blurred:.4f}")
         assert psnr > 40.0
 
-    # blur width: fit the disk diameter that best explains the f/N, focus 3 m image from the pinhole image
-    far = (depth == 0) | (depth > 100.0)
+    # Blur width: fit the disk diameter that best explains the focus-3 m images from the pinhole image on distant
+    # fronto-parallel surfaces (facades, hills beyond 60 m; depth constant within 1 % over 9x9 pixels, so no
+    # geometry edge, whose aliasing in the pinhole image would bias the fit, and no near occluder spills in).
     r = 4
-    pad = np.pad(far, r, mode="constant")
-    far_core = np.min([pad[r + dy:r + dy + h, r + dx:r + dx + w] for dy in range(-r, r + 1)
-                       for dx in range(-r, r + 1)], axis=0)
-    textured = far_core & (depth > 0)
-    assert textured.sum() > 30, "the far region (skyline / hills) should be visible in the front camera"
+    pad = np.pad(depth, r, mode="edge")
+    win = np.stack([pad[r + dy:r + dy + h, r + dx:r + dx + w] for dy in range(-r, r + 1) for dx in range(-r, r + 1)])
+    far = (win.min(0) > 60.0) & (win.max(0) < 1.01 * win.min(0))
+    assert far.sum() > 300, "distant surfaces (skyline / hills) should be visible in the front camera"
     checked = 0
     for dimg in scene.defocus:
         if dimg.focus_distance_m != 3.0:
             continue
         img = dimg.load_image().astype(np.float64)
         fxa = cam.fx * cam.focal_length_mm / 1000.0 / dimg.f_number
-        predicted = fxa * abs(float(np.mean(inv[far_core])) - 1.0 / dimg.focus_distance_m)
-        grid = predicted * np.linspace(0.5, 1.5, 41)
-        err = [np.mean((_disk_blur(pin, c)[far_core] - img[far_core]) ** 2) for c in grid]
-        fitted = float(grid[int(np.argmin(err))])
-        print(f"\nf/{dimg.f_number:g} focus 3 m, far region ({int(far_core.sum())} px): predicted blur diameter "
-              f"{predicted:.2f} px, fitted {fitted:.2f} px")
-        assert abs(fitted - predicted) <= 0.10 * predicted
-        assert min(err) < 0.5 * err[0] or fitted != grid[0]
+        predicted = fxa * abs(float(np.mean(inv[far])) - 1.0 / dimg.focus_distance_m)
+        fitted, _ = _fit_diameter(pin, img, far, predicted)
+        print(f"\nf/{dimg.f_number:g} focus 3 m, distant surfaces ({int(far.sum())} px): predicted blur diameter "
+              f"{predicted:.2f} px, fitted {fitted:.2f} px ({100 * (fitted / predicted - 1):+.1f} %)")
+        # sub-pixel blur is harder to measure against an 8-bit, 4-sample pinhole image: a wider tolerance
+        tol = 0.04 if predicted > 1.5 else 0.15
+        assert abs(fitted - predicted) <= tol * predicted
         checked += 1
     assert checked >= 1
+
+
+def test_thin_lens_on_a_textured_plane() -> None:
+    """The lens renderer alone: a fronto-parallel facade 100 m away, focus 3 m. The finite-aperture image is the
+    pinhole image convolved with the predicted disk (fitted diameter within 3 % above 1.5 px, 5 % below;
+    residual near zero)."""
+    from recon.data.synth.geometry import MeshBuilder
+    from recon.data.synth.lens import Intrinsics, render_defocus, render_pinhole
+    from recon.data.synth.raycast import Tracer
+    from recon.data.synth.rig import camera_to_ego
+    from recon.data.synth.textures import MipAtlas, build_textures
+
+    tex = build_textures(0)
+    b = MeshBuilder(tex)
+    d, half = 100.0, 120.0
+    b.add_quad(np.array([[d, half, -half], [d, -half, -half], [d, -half, half], [d, half, half]]),
+               np.array([[0, 0], [2 * half, 0], [2 * half, 2 * half], [0, 2 * half]]), "office_facade")
+    tracer = Tracer(b.build(), MipAtlas.from_textures(tex), np.array([1.0, 0.0, 0.3]))
+    k = Intrinsics(160, 96, 171.5, 171.5, 80.0, 48.0)
+    c2w = camera_to_ego("front")
+    pin = render_pinhole(tracer, k, c2w, 4).astype(np.float64)
+    inner = np.zeros((96, 160), bool)
+    inner[6:-6, 6:-6] = True
+    for f_number in (1.0, 2.8):
+        aperture = 171.5 * (36.0 / 160) / 1000.0 / f_number
+        img = render_defocus(tracer, k, c2w, aperture, 3.0, 96, 4).astype(np.float64)
+        predicted = 171.5 * aperture * abs(1.0 / d - 1.0 / 3.0)
+        fitted, rms = _fit_diameter(pin, img, inner, predicted)
+        print(f"\nplane at 100 m, f/{f_number:g} focus 3 m: predicted {predicted:.3f} px, fitted {fitted:.3f} px, "
+              f"residual RMS {rms:.5f} (image std {img[inner].std():.3f})")
+        assert abs(fitted - predicted) <= (0.03 if predicted > 1.5 else 0.05) * predicted
+        assert rms < 0.05 * img[inner].std()
 
 
 def test_depth_range_and_sky(small_street: Scene) -> None:
@@ -196,6 +240,15 @@ def test_deterministic_files(tmp_path: Path) -> None:
     assert "scene.json" in ha and any(k.startswith("defocus/") for k in ha)
     images = [k for k in ha if k.startswith("images/")]
     assert all(ha[k] != hc[k] for k in images)
+
+
+@pytest.mark.parametrize("layout", ["boulevard", "narrow"])
+def test_layouts(tmp_path: Path, layout: str) -> None:
+    scene = make_street(SynthConfig(layout=layout, width=64, height=40, n_frames=2, defocus_frames=0,
+                                    lidar_azimuth_steps=128), tmp_path / layout)
+    assert scene.meta["config"]["layout"] == layout and len(scene.frames) == 6
+    depths = np.stack([f.load_depth() for f in scene.frames])
+    assert (depths == 0).any() and depths.max() > 100.0 and depths[depths > 0].min() < 8.0
 
 
 def test_existing_folder_and_atomicity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

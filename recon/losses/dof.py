@@ -80,14 +80,15 @@ def calibrated_aperture(fx: Any, near_m: Any, far_m: Any, focus_m: torch.Tensor,
 
 def dof_loss(pred_rgb: torch.Tensor, pred_depth: torch.Tensor, gt_rgb: torch.Tensor, prior_depth: torch.Tensor,
              prior_conf: torch.Tensor | None, fx: Any, focus_m: torch.Tensor, aperture_m: Any,
-             ssim_weight: float = 0.2, *, kernel: str = "disk", layer_step_px: float = 1.0,
+             ssim_weight: float = 0.2, *, kernel: str = "disk", layer_step_px: float = 2.0,
              fill_hidden: bool = False, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Depth-of-field loss (scalar), averaged over the K focus distances.
 
     Pixels are weighted by ``prior_conf`` (1 where None) and by ``prior_depth > 0``; the ground truth is blurred
     with the prior depth, filled with the (detached) rendered depth where the prior is unknown so the blur stays
     defined there. ``mask`` ``[B, 1, H, W]`` multiplies the weights (e.g. to drop the ego vehicle).
-    ``fill_hidden`` is off by default: it doubles the cost and matters little for a loss.
+    ``fill_hidden`` is off by default: it doubles the cost and matters little for a loss. ``layer_step_px`` = 2 (CoC
+    spacing of the soft layers) costs about half the time of 1 px for <= 0.2 dB against lens-sampled truth.
     """
     b = pred_rgb.shape[0]
     if focus_m.ndim == 1:

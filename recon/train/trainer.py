@@ -207,7 +207,7 @@ class Trainer:
             mse = torch.mean((self.apply_exposure(out.rgb, view).clamp(0, 1) - view.image) ** 2)
             psnr = -10.0 * math.log10(max(float(mse), 1e-10))
         rec = {k: float(v.detach()) for k, v in terms.items()}
-        rec.update(loss=float(loss), psnr=psnr, n_gaussians=int(self.params["means"].shape[0]))
+        rec.update(loss=float(loss.detach()), psnr=psnr, n_gaussians=int(self.params["means"].shape[0]))
         return rec
 
     # ------------------------------------------------------------------ state

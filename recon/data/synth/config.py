@@ -89,7 +89,8 @@ class SynthConfig:
             raise bad("defocus_frames must be >= 0")
         if self.defocus_frames > 0:
             if "front" not in self.cameras:
-                raise bad("finite-aperture images are rendered for the 'front' camera, which is not in cameras")
+                raise bad("finite-aperture images are rendered for the 'front' camera, which is not in cameras "
+                          "(add it or pass --defocus-frames 0)")
             if not self.defocus_f_numbers or not self.defocus_focus_m:
                 raise bad("defocus_f_numbers and defocus_focus_m must not be empty when defocus_frames > 0")
             if self.lens_samples < 1:

@@ -108,14 +108,13 @@ def make_street(cfg: SynthConfig, out: Path, overwrite: bool = False, progress: 
                         progress("frames", i * len(cfg.cameras) + c + 1, total)
 
             defocus: list[DefocusImage] = []
-            cam = cameras.get("front")
+            focal_m = cfg.fx * cfg.sensor_width_mm / cfg.width / 1000.0   # focal length = fx * pixel pitch
             done = 0
             for i in dof_idx:
-                assert cam is not None
                 c2w = poses[i] @ camera_to_ego("front")
                 fid = f"front_{i:04d}"
                 for n_f in cfg.defocus_f_numbers:
-                    aperture = cam.focal_length_mm / 1000.0 / n_f   # type: ignore[operator]
+                    aperture = focal_m / n_f                               # A = f / N, metres
                     for d_f in cfg.defocus_focus_m:
                         img = render_defocus(tracer, k, c2w, aperture, d_f, cfg.lens_samples, cfg.antialias)
                         path = write_image(tmp / "defocus" / f"{fid}_f{_fmt(n_f)}_d{_fmt(d_f)}.png", img)
@@ -124,8 +123,8 @@ def make_street(cfg: SynthConfig, out: Path, overwrite: bool = False, progress: 
                         if progress:
                             progress("defocus", done, n_dof)
 
-            scene = Scene(root=tmp, cameras=cameras, frames=frames, name=f"synth-{cfg.layout}-seed{cfg.seed}", source="synthetic-street",
-                          defocus=defocus, meta=_meta(cfg, world.sun_dir, world.n_triangles))
+            scene = Scene(root=tmp, cameras=cameras, frames=frames, name=f"synth-{cfg.layout}-seed{cfg.seed}",
+                          source="synthetic-street", defocus=defocus, meta=_meta(cfg, world.sun_dir, world.n_triangles))
             scene.save()
     except FileExistsError:
         raise ReconError(f"{out}: already exists (pass --overwrite to replace it)") from None

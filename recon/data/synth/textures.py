@@ -106,7 +106,7 @@ def build_textures(seed: int = 0) -> list[Texture]:
         Texture("office_facade", _windows(_tint(moon, (0.55, 0.58, 0.62), 0.15), (4, 4),
                                           (0.08, 0.92, 0.12, 0.92), rng, (0.16, 0.24, 0.34)), (8.0, 14.0)),
         Texture("car_paint", _tint(moon, (1.0, 1.0, 1.0), 0.05), (2.0, 2.0)),
-        Texture("glass", _tint(moon, (0.10, 0.12, 0.15), 0.25), (1.5, 1.5)),
+        Texture("glass", _tint(0.5 * moon + 0.5 * gravel, (0.10, 0.12, 0.15), 0.12), (1.5, 1.5)),
         Texture("rubber", _tint(gravel, (0.06, 0.06, 0.06), 0.3), (0.5, 0.5)),
         Texture("metal", _tint(moon, (0.45, 0.46, 0.48), 0.12), (1.0, 1.0)),
         Texture("roof", _tint(gravel, (0.40, 0.38, 0.37), 0.3), (4.0, 4.0)),

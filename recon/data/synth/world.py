@@ -36,13 +36,14 @@ def _jitter(rng: np.random.Generator, c: tuple[float, float, float], amount: flo
     return tuple(float(x) for x in np.clip(np.asarray(c) * rng.uniform(1 - amount, 1 + amount, 3), 0, 1.5))
 
 
-def _road(b: MeshBuilder, lay: Layout) -> None:
+def _road(b: MeshBuilder, lay: Layout, cross_x: float, cross_w: float) -> None:
     rw, sw = lay.road_half_width, lay.sidewalk_width
     x0, x1 = -150.0, 450.0
     b.add_ground_quad(-700, 700, -700, 700, -0.05, "grass")            # open land all round
     b.add_ground_quad(x0, x1, -rw, rw, 0.0, "asphalt")
-    for side in (-1, 1):                                                # kerbs with sidewalks on top
-        b.add_box((0.5 * (x0 + x1), side * (rw + sw / 2)), -0.05, (x1 - x0, sw, 0.20), 0.0, "sidewalk")
+    for side in (-1, 1):                                                # kerbs with sidewalks, cut at the crossing
+        for a, e in ((x0, cross_x - cross_w / 2), (cross_x + cross_w / 2, x1)):
+            b.add_box((0.5 * (a + e), side * (rw + sw / 2)), -0.05, (e - a, sw, 0.20), 0.0, "sidewalk")
     # lane paint (1 cm above the asphalt): dashed centre line, solid parking-lane lines
     for x in np.arange(x0, x1, 9.0):
         b.add_ground_quad(x, x + 3.0, -0.075, 0.075, 0.01, "paint")
@@ -51,8 +52,9 @@ def _road(b: MeshBuilder, lay: Layout) -> None:
         b.add_ground_quad(x0, x1, y - 0.06, y + 0.06, 0.01, "paint")
 
 
-def _cross_street(b: MeshBuilder, x: float, width: float) -> None:
-    b.add_ground_quad(x - width / 2, x + width / 2, -400, 400, 0.0, "asphalt")
+def _cross_street(b: MeshBuilder, x: float, width: float, rw: float) -> None:
+    for y0, y1 in ((-400.0, -rw), (rw, 400.0)):       # beside the main road, not on top of it
+        b.add_ground_quad(x - width / 2, x + width / 2, y0, y1, 0.0, "asphalt")
 
 
 def _car(b: MeshBuilder, rng: np.random.Generator, x: float, y: float, yaw: float) -> None:
@@ -196,8 +198,8 @@ def build_world(cfg: SynthConfig, textures: list[Texture]) -> World:
     lay = LAYOUTS[cfg.layout]
     b = MeshBuilder(textures)
     cross_x, cross_w = float(rng.uniform(55.0, 85.0)), 2 * lay.road_half_width
-    _road(b, lay)
-    _cross_street(b, cross_x, cross_w)
+    _road(b, lay, cross_x, cross_w)
+    _cross_street(b, cross_x, cross_w, lay.road_half_width)
     for side in (-1, 1):
         _buildings(b, rng, lay, side, cross_x, cross_w + 2 * lay.sidewalk_width)
     _street_furniture(b, rng, lay, cross_x, cross_w + 2 * lay.sidewalk_width)
