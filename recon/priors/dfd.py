@@ -298,3 +298,40 @@ def metric_from_relative(blur_px: np.ndarray, ref_depth: np.ndarray, ref_weight:
     inv = a + b * blur
     depth = np.where(inv > 1e-6, 1.0 / np.maximum(inv, 1e-6), 0.0).astype(np.float32)
     return depth, {"a": float(a), "b": float(b), "n": int(ok.sum())}
+
+
+def dfd_prior(scene: Any, frame: Any, side: str = "near", **opts: Any) -> Any:
+    """Depth prior of ``frame`` from an aperture pair among the scene's finite-aperture images.
+
+    Needs two :class:`recon.data.scene.DefocusImage` entries of this frame with the same focus distance and different
+    f-numbers (the synthetic street writes them for a few frames; a user can add their own pair to ``scene.json``).
+    The pair focused farthest is used (then the largest aperture ratio), with the scene assumed in front of the
+    focus plane (``side='near'``): a driving scene focused far keeps almost everything on that side, where near
+    objects blur most. Aperture diameters come from the camera's focal length.
+    Returns a :class:`recon.priors.base.DepthPrior` with source ``dfd`` (0 where the blurs carry no depth).
+    """
+    from recon.optics.thin_lens import aperture_diameter_m
+    from recon.priors.base import DepthPrior
+
+    entries = [d for d in scene.defocus if d.frame_id == frame.id]
+    best = None
+    for a in entries:
+        for b in entries:
+            if a.focus_distance_m == b.focus_distance_m and a.f_number > b.f_number:
+                ratio = a.f_number / b.f_number
+                key = (a.focus_distance_m, ratio)
+                if best is None or key > best[0]:
+                    best = (key, a, b)
+    if best is None:
+        raise ReconError(f"frame '{frame.id}': no aperture pair (two finite-aperture images with the same focus "
+                         "and different f-numbers) in the scene; depth from defocus needs one")
+    _, small, large = best
+    cam = frame.camera
+    res = dfd_aperture_pair(small.load_image(), large.load_image(), cam.fx,
+                            aperture_diameter_m(cam.focal_length_mm, small.f_number),
+                            aperture_diameter_m(cam.focal_length_mm, large.f_number), small.focus_distance_m,
+                            side=side, **opts)
+    depth = np.where(res.confidence > 0, res.depth, 0.0).astype(np.float32)
+    return DepthPrior(depth, res.confidence.astype(np.float32), "dfd",
+                      {"f_numbers": [small.f_number, large.f_number], "focus_m": small.focus_distance_m,
+                       "side": side})
