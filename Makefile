@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.recon-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_DIR ?= demo
-DEMO_ITERS ?=
+DEMO_ITERS ?= 1200
 
 .PHONY: all setup sysdeps demo test lint bench clean
 
@@ -46,10 +46,9 @@ setup: sysdeps $(STAMP)
 
 demo: setup
 	$(VENV)/bin/recon data synth --out $(DEMO_DIR)/street --seed 0 --overwrite
-	@if $(PY) -c "import recon.train.cli" 2>/dev/null; then \
-	  $(VENV)/bin/recon train --data $(DEMO_DIR)/street --out $(DEMO_DIR)/run_baseline --overwrite baseline $(DEMO_ITERS) && \
-	  $(VENV)/bin/recon eval $(DEMO_DIR)/run_baseline; \
-	fi
+	$(VENV)/bin/recon train --data $(DEMO_DIR)/street --out $(DEMO_DIR)/run_baseline --overwrite baseline \
+	  --iters $(DEMO_ITERS)
+	@echo "rendered test views and depth maps: $(DEMO_DIR)/run_baseline/eval/  (view: $(VENV)/bin/recon view $(DEMO_DIR)/run_baseline)"
 
 test: setup
 	$(PY) -m pytest -q

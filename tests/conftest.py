@@ -39,3 +39,14 @@ def small_street(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("street") / "street"
     cfg = SynthConfig(seed=0, width=160, height=96, n_frames=16, defocus_frames=1, lens_samples=48)
     return make_street(cfg, out)
+
+
+@pytest.fixture
+def single_thread():
+    """Small tensors: one intra-op thread is much faster than two on a busy 2-core CI machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

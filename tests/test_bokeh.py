@@ -19,12 +19,7 @@ from recon.priors.bokeh import BokehLens, load_image_and_depth, render_bokeh, sw
 SENSOR_MM = 36.0
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,7 @@ from recon.optics.planes import edge_band, make_plane_scene, psnr, render_pinhol
 CASES = [(2.5, 12.0), (6.0, 8.0), (15.0, 8.0), (60.0, 12.0)]
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Small tensors: one intra-op thread is much faster than two on a busy shared CI machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def to_t(img: np.ndarray) -> torch.Tensor:

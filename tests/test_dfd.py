@@ -24,12 +24,7 @@ from recon.priors.dfd import (
 BANDS = {"near": (0.0, 10.0), "mid": (10.0, 40.0), "far": (40.0, np.inf), "all": (0.0, np.inf)}
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def band_errors(est: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> dict[str, tuple[float, float]]:

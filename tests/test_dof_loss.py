@@ -8,13 +8,7 @@ import torch
 from recon.losses.dof import calibrated_aperture, depth_range_from_prior, dof_loss, focus_distances_from_prior
 from recon.optics import coc_px
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def textured_scene(dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:

@@ -55,6 +55,7 @@ def test_round_trip(tmp_path: Path) -> None:
         (lambda d: d["frames"][0].update(split="holdout"), "split must be one of"),
         (lambda d: d["cameras"]["front"].update(fx=-1), "must be positive"),
         (lambda d: d["frames"][1].update(id="000"), "duplicate id"),
+        (lambda d: d["frames"][2]["cam2world"][0].__setitem__(3, float("nan")), "cam2world must be a finite"),
     ],
 )
 def test_validation_errors_name_the_file(tmp_path: Path, mutate, needle: str) -> None:
@@ -83,6 +84,14 @@ def test_undecodable_image_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(Exception) as e:
         Scene.load(tmp_path).frames[0].load_image()
     assert "could not be decoded" in str(e.value) and "000.png" in str(e.value)
+
+
+def test_wrong_image_size_names_file_and_camera(tmp_path: Path) -> None:
+    s = make_scene(tmp_path)
+    write_image(s.frames[1].image_path, np.zeros((5, 8, 3), np.float32))
+    with pytest.raises(SceneError) as e:
+        Scene.load(tmp_path).frames[1].load_image()
+    assert "001.png" in str(e.value) and "camera 'front' is 8x6" in str(e.value)
 
 
 def test_holdout_split_every_eighth() -> None:

@@ -128,3 +128,17 @@ def test_lidar_preset_supervises_depth(tiny_street, tmp_path: Path) -> None:
     recs = [json.loads(line) for line in (tmp_path / "l" / "metrics.jsonl").read_text().splitlines()]
     assert all("lidar" in r and r["lidar"] > 0 for r in recs)
     assert sum(v.lidar_depth is not None and bool((v.lidar_depth > 0).any()) for v in tr.views) == len(tr.views)
+
+
+def test_undecodable_image_stops_training_with_one_line(tiny_street, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from recon.cli import main
+
+    scene_dir = tmp_path / "broken"
+    shutil.copytree(tiny_street.root, scene_dir)
+    victim = sorted((scene_dir / "images").iterdir())[3]
+    victim.write_bytes(b"not a png at all")
+    rc = main(["train", "--data", str(scene_dir), "--out", str(tmp_path / "g"), "--iters", "2"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{victim}: image could not be decoded" in err and "Traceback" not in err
