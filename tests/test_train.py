@@ -142,3 +142,22 @@ def test_undecodable_image_stops_training_with_one_line(tiny_street, tmp_path: P
     rc = main(["train", "--data", str(scene_dir), "--out", str(tmp_path / "g"), "--iters", "2"])
     err = capsys.readouterr().err
     assert rc == 2 and f"{victim}: image could not be decoded" in err and "Traceback" not in err
+
+
+def test_eval_writes_outputs_and_depth_geometry(tiny_street, tmp_path: Path) -> None:
+    import open3d as o3d
+
+    from recon.eval.evaluate import evaluate_run
+    from recon.eval.export import export_depth_points
+
+    run_dir = tmp_path / "x"
+    run(tiny_cfg(tiny_street.root, run_dir, "--exposure"))
+    m = evaluate_run(run_dir, progress=False)
+    assert m["depth_reference"] == "ground_truth" and m["depth"]["overall"]["n"] > 0
+    test_ids = [f.id for f in tiny_street.test_frames]
+    assert sorted(p.stem for p in (run_dir / "eval" / "images").glob("*.png")) == sorted(test_ids)
+    assert json.loads((run_dir / "eval" / "metrics.json").read_text())["psnr"] == pytest.approx(m["psnr"])
+    ply = export_depth_points(run_dir, mesh=True)
+    pcd = o3d.io.read_point_cloud(str(ply))
+    assert len(pcd.points) > 100 and pcd.has_colors()
+    assert (run_dir / "eval" / "depth_mesh.ply").is_file()

@@ -84,7 +84,6 @@ def run_one(scene_dir: Path, run_dir: Path, method: str, seed: int, cfg: BenchCo
     from recon.eval.evaluate import evaluate_run
     from recon.train.build import build_trainer
     from recon.train.cli import build_config, prepare_out
-    from recon.train.trainer import write_run_config
 
     done = run_dir / "eval" / "metrics.json"
     if done.is_file():
@@ -98,7 +97,7 @@ def run_one(scene_dir: Path, run_dir: Path, method: str, seed: int, cfg: BenchCo
     tcfg, desc = build_config(argv, "recon train")
     prepare_out(tcfg)
     trainer = build_trainer(tcfg)
-    write_run_config(tcfg, desc)
+    trainer.preset_description = desc
     summary = trainer.train(progress=True)
     metrics = evaluate_run(run_dir, trainer=trainer, progress=False)
     return RunResult(scene_dir.name, method, seed, metrics, summary)

@@ -1,6 +1,8 @@
 """``recon eval``: render the test views of a run and measure images and depth.
 
-Image metrics: PSNR, SSIM (LPIPS when its weights are on disk, otherwise said so). Depth metrics against the scene's
+Image metrics: PSNR, SSIM (LPIPS when its weights are on disk, otherwise said so). Reprojection consistency of the
+rendered depth with the nearest training view (see recon.eval.consistency), which needs no ground truth.
+Depth metrics against the scene's
 ground-truth depth maps where it has them (synthetic scenes), else against projected LiDAR: AbsRel, RMSE, delta<1.25
 for near (< 10 m), mid (10-40 m), far (> 40 m) and overall, pooled over all test pixels. Writes ``eval/metrics.json``,
 and per view the rendered image, depth (``.npy`` metres and a colour-mapped PNG) beside them.
@@ -16,6 +18,8 @@ import torch
 from tqdm import tqdm
 
 from recon.data.scene import Scene
+from recon.eval.consistency import nearest_train_view, pair_consistency
+from recon.eval.consistency import summarise as summarise_consistency
 from recon.eval.depth_metrics import depth_metrics
 from recon.eval.image_metrics import LpipsMetric, psnr, ssim
 from recon.io.atomic import atomic_write_json
@@ -60,7 +64,8 @@ def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = Tru
     views = load_views(frames, downscale, device, cam_names, lidar=not scene.has_depth(), gt_depth=True,
                        desc="loading test views")
     lp = LpipsMetric()
-    per_view, preds, gts = [], [], []
+    train_views = load_views(scene.train_frames, downscale, device, cam_names, desc="loading training views")
+    per_view, preds, gts, consist = [], [], [], []
     g = {k: v.detach() for k, v in activated(params).items()}
     out_dir = run / "eval"
     with torch.no_grad():
@@ -72,6 +77,11 @@ def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = Tru
                 rgb = rgb @ a[:, :3].T + a[:, 3]
             rgb = rgb.clamp(0, 1)
             rec = {"frame": v.frame.id, "psnr": psnr(rgb, v.image), "ssim": ssim(rgb, v.image)}
+            if train_views:
+                tv = nearest_train_view(v, train_views)
+                out_j = render_frame(g, tv.viewmat, tv.K, tv.width, tv.height, sh_degree, sky)
+                consist.append(pair_consistency(out.depth, out_j.depth, v.image, tv.image, v.K, tv.K,
+                                                torch.linalg.inv(v.viewmat), tv.viewmat))
             if lp.available:
                 rec["lpips"] = lp(rgb, v.image)
             per_view.append(rec)
@@ -92,6 +102,7 @@ def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = Tru
         "lpips_note": lp.reason or None,
         "depth_reference": "ground_truth" if scene.has_depth() else ("lidar" if scene.has_lidar() else None),
         "depth": depth_metrics(np.concatenate(preds), np.concatenate(gts)) if preds else None,
+        "reprojection": summarise_consistency(consist) if consist else None,
         "per_view": per_view,
     }
     if write_outputs:
@@ -105,6 +116,11 @@ def format_metrics(m: dict[str, Any]) -> str:
              + (f"   LPIPS {m['lpips']:.4f}" if m.get("lpips") is not None else "")]
     if m.get("lpips_note"):
         lines.append(f"({m['lpips_note']})")
+    r = m.get("reprojection")
+    if r:
+        lines.append(f"reprojection to the nearest training view: median depth disagreement "
+                     f"{100 * r['depth_rel_err']:.1f}%, {100 * r['consistent']:.0f}% of pixels within 5%, "
+                     f"photometric L1 {r['photo_l1']:.3f}")
     d = m.get("depth")
     if d:
         lines.append(f"depth vs {m['depth_reference']}:")

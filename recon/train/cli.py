@@ -87,7 +87,6 @@ def prepare_out(cfg: TrainConfig) -> None:
 
 def main(argv: list[str], prog: str = "recon train") -> int:
     from recon.train.build import build_trainer
-    from recon.train.trainer import write_run_config
 
     if any(a in ("-h", "--help") for a in argv):
         build_config(argv, prog)  # tyro prints help and exits
@@ -95,7 +94,7 @@ def main(argv: list[str], prog: str = "recon train") -> int:
     cfg, desc = build_config(argv, prog)
     prepare_out(cfg)
     trainer = build_trainer(cfg)
-    write_run_config(cfg, desc)
+    trainer.preset_description = desc
     print(f"training '{cfg.preset}' on {trainer.scene.name}: {len(trainer.views)} views, "
           f"{trainer.params['means'].shape[0]} initial Gaussians ({trainer.init_source}), device {trainer.device}",
           file=sys.stderr)

@@ -93,6 +93,7 @@ class Trainer:
         self._init_model()
         self.supervisions = [make(self) for make in (supervisions or [])]
         self.step = 0
+        self.preset_description = ""
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self._order: list[int] = []
 
@@ -257,6 +258,8 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def train(self, progress: bool = True) -> dict[str, Any]:
         cfg, run = self.cfg, self.cfg.out
+        run.mkdir(parents=True, exist_ok=True)
+        write_run_config(cfg, self.preset_description)
         logger = MetricLogger(run)
         if cfg.resume:
             state = load_latest_checkpoint(run, self.scene.fingerprint(), config_key(cfg))
