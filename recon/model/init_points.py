@@ -1,9 +1,8 @@
 """Initial point clouds for the Gaussians: LiDAR or SfM points cleaned with open3d, plus far points.
 
 Driving scenes span 2 m to several hundred metres. LiDAR (about 75 m range) and SfM cover the near and mid field;
-the distant field (skyline, hills) has no measurement at all, so plain 3DGS fills it with floaters close to the
-cameras. We seed it with *far points*: pixels of the training views that no LiDAR point reaches and that are not sky,
-back-projected to depths drawn uniformly in inverse depth between ``far_near_m`` and ``far_far_m``.
+the distant field (skyline, hills) and the tops of facades above the LiDAR's highest beam have no measurement, so
+plain 3DGS fills them with floaters close to the cameras. We seed them with *far points* (see :func:`far_points`).
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ class InitConfig:
     far_points: int = 8_000
     """Points seeded in the distant field beyond LiDAR range (0 disables)."""
     far_near_m: float = 60.0
-    """Nearest depth of far points (metres)."""
+    """Nearest depth of far points in image columns without any LiDAR return (metres)."""
     far_far_m: float = 400.0
     """Farthest depth of far points (metres)."""
     random_points: int = 30_000
@@ -97,7 +96,13 @@ def clean_points(xyz: np.ndarray, cfg: InitConfig, rng: np.random.Generator) -> 
 
 def far_points(frames: list[Frame], images: dict[str, np.ndarray], near_xyz: np.ndarray | None, cfg: InitConfig,
                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Seed the distant field: non-sky pixels with no near point, back-projected at far inverse-uniform depths."""
+    """Seed what LiDAR misses: non-sky pixels with no near point, back-projected at depths drawn uniformly in
+    inverse depth between the farthest LiDAR depth of the pixel's image column and ``far_far_m``.
+
+    The column bound matters: LiDAR stops a few degrees above the horizon, so the upper part of a facade at 15 m
+    has no return; placing its seeds beyond 60 m would leave the baseline a hole to climb out of. Columns without
+    any LiDAR return start at ``far_near_m``.
+    """
     if cfg.far_points <= 0 or not frames:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
     per = max(1, cfg.far_points // len(frames))
@@ -105,14 +110,18 @@ def far_points(frames: list[Frame], images: dict[str, np.ndarray], near_xyz: np.
     for f in frames:
         cam = f.camera
         covered = np.zeros((cam.height, cam.width), bool)
+        col_far = np.full(cam.width, cfg.far_near_m)
         if near_xyz is not None and len(near_xyz):
-            uv, _z, ok = _project(f, near_xyz)
+            from scipy.ndimage import binary_dilation
+
+            uv, z, ok = _project(f, near_xyz)
             ui, vi = uv[ok, 0].astype(int), uv[ok, 1].astype(int)
             covered[vi, ui] = True
             # LiDAR is sparse on the image: spread each hit over a small neighbourhood.
-            from scipy.ndimage import binary_dilation
-
             covered = binary_dilation(covered, iterations=3)
+            seen = np.zeros(cam.width)
+            np.maximum.at(seen, ui, z[ok])
+            col_far = np.where(seen > 0, np.clip(seen, 2.0, cfg.far_far_m), cfg.far_near_m)
         sky = f.load_sky_mask()
         if sky is not None:
             covered |= sky
@@ -121,7 +130,7 @@ def far_points(frames: list[Frame], images: dict[str, np.ndarray], near_xyz: np.
             continue
         pick = rng.choice(cand, min(per, len(cand)), replace=False)
         v, u = np.divmod(pick, cam.width)
-        inv = rng.uniform(1.0 / cfg.far_far_m, 1.0 / cfg.far_near_m, len(pick))
+        inv = rng.uniform(1.0 / cfg.far_far_m, 1.0 / col_far[u])
         z = 1.0 / inv
         x = (u + 0.5 - cam.cx) / cam.fx * z
         y = (v + 0.5 - cam.cy) / cam.fy * z
