@@ -25,7 +25,7 @@ from recon.eval.image_metrics import LpipsMetric, psnr, ssim
 from recon.io.atomic import atomic_write_json
 from recon.io.images import write_depth, write_image
 from recon.model.gaussians import activated
-from recon.model.render_frame import render_frame
+from recon.model.render_frame import apply_exposure, render_frame
 from recon.model.run import load_run
 from recon.train.views import load_views
 
@@ -64,18 +64,16 @@ def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = Tru
     views = load_views(frames, downscale, device, cam_names, lidar=not scene.has_depth(), gt_depth=True,
                        desc="loading test views")
     lp = LpipsMetric()
-    train_views = load_views(scene.train_frames, downscale, device, cam_names, desc="loading training views")
+    # a live trainer already holds the decoded training views; only a run loaded from disk decodes them again
+    train_views = trainer.views if trainer is not None else load_views(
+        scene.train_frames, downscale, device, cam_names, desc="loading training views")
     per_view, preds, gts, consist = [], [], [], []
     g = {k: v.detach() for k, v in activated(params).items()}
     out_dir = run / "eval"
     with torch.no_grad():
         for v in tqdm(views, desc="evaluating", leave=False, disable=not progress):
             out = render_frame(g, v.viewmat, v.K, v.width, v.height, sh_degree, sky)
-            rgb = out.rgb
-            if exposure is not None:
-                a = exposure[v.camera_index].to(rgb)
-                rgb = rgb @ a[:, :3].T + a[:, 3]
-            rgb = rgb.clamp(0, 1)
+            rgb = apply_exposure(out.rgb, exposure, v.camera_index).clamp(0, 1)
             rec = {"frame": v.frame.id, "psnr": psnr(rgb, v.image), "ssim": ssim(rgb, v.image)}
             if train_views:
                 tv = nearest_train_view(v, train_views)

@@ -14,6 +14,7 @@ import numpy as np
 
 from recon.data.scene import Frame, Scene
 from recon.errors import ReconError
+from recon.priors.lidar import project_points
 
 
 @dataclass
@@ -49,17 +50,10 @@ class InitPoints:
     source: str
 
 
-def _project(frame: Frame, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel coordinates (u, v), z-depth and in-image mask of world points in a frame (pixel-centre convention)."""
-    w2c = frame.world2cam
-    pc = pts @ w2c[:3, :3].T + w2c[:3, 3]
-    z = pc[:, 2]
+def _project(frame: Frame, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, z, index) of the world points in front of ``frame`` that land in its image."""
     cam = frame.camera
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = cam.fx * pc[:, 0] / z + cam.cx
-        v = cam.fy * pc[:, 1] / z + cam.cy
-    ok = (z > 0.05) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
-    return np.stack([u, v], 1), z, ok
+    return project_points(pts, frame.cam2world, cam.K, cam.width, cam.height, min_depth=0.05)
 
 
 def colorize(points: np.ndarray, frames: list[Frame], images: dict[str, np.ndarray]) -> np.ndarray:
@@ -67,15 +61,11 @@ def colorize(points: np.ndarray, frames: list[Frame], images: dict[str, np.ndarr
     rgb = np.full((len(points), 3), 0.5, np.float32)
     best = np.full(len(points), np.inf)
     for f in frames:
-        uv, z, ok = _project(f, points)
-        better = ok & (z < best)
-        if not better.any():
-            continue
-        img = images[f.id]
-        ui = np.clip(uv[better, 0].astype(int), 0, img.shape[1] - 1)
-        vi = np.clip(uv[better, 1].astype(int), 0, img.shape[0] - 1)
-        rgb[better] = img[vi, ui]
-        best[better] = z[better]
+        rows, cols, z, idx = _project(f, points)
+        better = z < best[idx]
+        sel = idx[better]
+        rgb[sel] = images[f.id][rows[better], cols[better]]
+        best[sel] = z[better]
     return rgb
 
 
@@ -114,13 +104,12 @@ def far_points(frames: list[Frame], images: dict[str, np.ndarray], near_xyz: np.
         if near_xyz is not None and len(near_xyz):
             from scipy.ndimage import binary_dilation
 
-            uv, z, ok = _project(f, near_xyz)
-            ui, vi = uv[ok, 0].astype(int), uv[ok, 1].astype(int)
+            vi, ui, z, _ = _project(f, near_xyz)
             covered[vi, ui] = True
             # LiDAR is sparse on the image: spread each hit over a small neighbourhood.
             covered = binary_dilation(covered, iterations=3)
             seen = np.zeros(cam.width)
-            np.maximum.at(seen, ui, z[ok])
+            np.maximum.at(seen, ui, z)
             col_far = np.where(seen > 0, np.clip(seen, 2.0, cfg.far_far_m), cfg.far_near_m)
         sky = f.load_sky_mask()
         if sky is not None:

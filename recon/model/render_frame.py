@@ -25,6 +25,14 @@ class RenderOutput:
     info: dict[str, Any]
 
 
+def apply_exposure(rgb: torch.Tensor, exposure: torch.Tensor | None, camera_index: int) -> torch.Tensor:
+    """Per-camera affine colour correction: ``exposure`` is (n_cameras, 3, 4) [matrix | offset] or None."""
+    if exposure is None:
+        return rgb
+    a = exposure[camera_index].to(rgb)
+    return rgb @ a[:, :3].T + a[:, 3]
+
+
 def render_frame(gaussians: dict[str, torch.Tensor], viewmat: torch.Tensor, K: torch.Tensor, width: int,
                  height: int, sh_degree: int, sky: SkyModel | None = None, backend: str = "auto",
                  antialiased: bool = False) -> RenderOutput:

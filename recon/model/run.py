@@ -33,7 +33,7 @@ class LoadedRun:
 
 def load_run(run: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     """Read ``run/config.json`` and the newest readable checkpoint; clear errors for anything missing."""
-    from recon.train.checkpoint import list_checkpoints
+    from recon.train.checkpoint import list_checkpoints, read_newest_checkpoint
 
     run = Path(run)
     cfg_path = run / "config.json"
@@ -43,19 +43,12 @@ def load_run(run: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
         config = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as exc:
         raise ReconError(f"{cfg_path}: not valid JSON ({exc})") from None
-    ckpts = list_checkpoints(run)
-    if not ckpts:
+    if not list_checkpoints(run):
         raise ReconError(f"{run}: run has no checkpoint yet (training did not reach its first checkpoint)")
-    state, step = None, 0
-    for ck_step, path in reversed(ckpts):
-        try:
-            state = torch.load(path, map_location=device, weights_only=False)
-            step = ck_step
-            break
-        except Exception:
-            continue
+    state = read_newest_checkpoint(run, map_location=device)
     if state is None:
         raise ReconError(f"{run / 'checkpoints'}: no readable checkpoint")
+    step = state["step"]
     sky = None
     if state.get("sky") is not None:
         sky = SkyModel(up=tuple(state.get("up", (0.0, 0.0, 1.0))))

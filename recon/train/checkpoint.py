@@ -36,26 +36,37 @@ def save_checkpoint(run: Path, step: int, state: dict[str, Any], keep: int = 2) 
     return path
 
 
-def load_latest_checkpoint(run: Path, fingerprint: str, config_key: str) -> dict[str, Any] | None:
-    """The newest checkpoint that loads; older ones are tried when the newest is unreadable.
-
-    Raises :class:`ReconError` when the checkpoint belongs to another scene or another training config.
-    """
+def read_newest_checkpoint(run: Path, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
+    """The newest checkpoint of ``run`` that loads (``state["step"]`` set); older ones are tried when the newest is
+    unreadable or not a recon checkpoint, each with a warning. None when no checkpoint loads."""
     for step, path in reversed(list_checkpoints(run)):
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = torch.load(path, map_location=map_location, weights_only=False)
         except Exception as exc:  # a truncated or corrupt file: fall back to the previous one
             warnings.warn(f"{path}: unreadable checkpoint ({type(exc).__name__}); trying an older one", stacklevel=2)
             continue
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             warnings.warn(f"{path}: not a recon checkpoint; skipped", stacklevel=2)
             continue
-        if state.get("scene_fingerprint") != fingerprint:
-            raise ReconError(f"{path}: checkpoint was trained on another scene; refusing to resume "
-                             "(use a new --out, or --overwrite)")
-        if state.get("config_key") != config_key:
-            raise ReconError(f"{path}: checkpoint was trained with a different config; refusing to resume "
-                             "(use the same preset and options, or a new --out)")
         state["step"] = step
+        state["path"] = path
         return state
     return None
+
+
+def load_latest_checkpoint(run: Path, fingerprint: str, config_key: str) -> dict[str, Any] | None:
+    """The newest checkpoint that loads (see :func:`read_newest_checkpoint`), for resuming.
+
+    Raises :class:`ReconError` when the checkpoint belongs to another scene or another training config.
+    """
+    state = read_newest_checkpoint(run)
+    if state is None:
+        return None
+    path = state["path"]
+    if state.get("scene_fingerprint") != fingerprint:
+        raise ReconError(f"{path}: checkpoint was trained on another scene; refusing to resume "
+                         "(use a new --out, or --overwrite)")
+    if state.get("config_key") != config_key:
+        raise ReconError(f"{path}: checkpoint was trained with a different config; refusing to resume "
+                         "(use the same preset and options, or a new --out)")
+    return state

@@ -28,7 +28,7 @@ from recon.losses.depth import sky_alpha_loss, sparse_depth_loss
 from recon.losses.photometric import photometric_loss
 from recon.model.gaussians import activated, create_gaussians
 from recon.model.init_points import initial_points
-from recon.model.render_frame import RenderOutput, render_frame
+from recon.model.render_frame import RenderOutput, apply_exposure, render_frame
 from recon.model.sky import SkyModel
 from recon.train.checkpoint import load_latest_checkpoint, save_checkpoint
 from recon.train.config import TrainConfig
@@ -160,10 +160,7 @@ class Trainer:
                             self.backend, self.cfg.antialiased)
 
     def apply_exposure(self, rgb: torch.Tensor, view: View) -> torch.Tensor:
-        if self.exposure is None:
-            return rgb
-        a = self.exposure[view.camera_index]
-        return rgb @ a[:, :3].T + a[:, 3]
+        return apply_exposure(rgb, self.exposure, view.camera_index)
 
     def losses(self, step: int, view: View, out: RenderOutput) -> dict[str, torch.Tensor]:
         cfg = self.cfg.loss
