@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recon.losses.dof import calibrated_aperture, depth_range_from_prior, dof_loss, focus_distances_from_prior
+from recon.losses.dof import (
+    calibrated_aperture,
+    depth_range_from_prior,
+    dof_loss,
+    far_band_lens,
+    focus_distances_from_prior,
+)
 from recon.optics import coc_px
+from recon.optics.defocus import soft_clamp_coc
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -94,3 +101,81 @@ def test_gradient_moves_wrong_depth_toward_prior() -> None:
           f"{err1:.2f} m")
     assert float(loss_of(d.detach())) < 0.5 * float(loss.detach())
     assert err1 < 0.6 * err0
+
+
+def street_like_scene() -> tuple[torch.Tensor, torch.Tensor]:
+    """Random texture; depth 5 m on the left third, a far band 60 m -> 240 m (left to right) on the rest."""
+    g = torch.Generator().manual_seed(2)
+    img = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 40, 60, generator=g, dtype=torch.float64), 3, 1, 1)
+    depth = torch.full((1, 1, 40, 60), 5.0, dtype=torch.float64)
+    depth[..., 20:] = torch.linspace(60.0, 240.0, 40, dtype=torch.float64)
+    return img, depth
+
+
+def test_soft_clamp_saturates_but_keeps_a_gradient() -> None:
+    c = torch.tensor([-100.0, -3.0, 0.0, 3.0, 100.0], requires_grad=True)
+    out = soft_clamp_coc(c, 12.0)
+    v = out.detach()
+    assert float(v.abs().max()) <= 12.0 and float(v[2]) == 0.0
+    assert float(v[3]) == pytest.approx(3.0, rel=0.03)  # nearly linear well inside the limit
+    out.sum().backward()
+    assert torch.all(c.grad > 0)
+    assert soft_clamp_coc(c, None) is c
+
+
+def test_far_band_lens_calibration() -> None:
+    _, depth = street_like_scene()
+    fx = torch.tensor([100.0], dtype=torch.float64)
+    focus, aperture, near = far_band_lens(depth, fx, 6.0)
+    assert focus.shape == (1, 1) and aperture.shape == (1, 1) and near.shape == (1,)
+    assert 60.0 <= float(near) <= 240.0 and float(focus) >= 1.5 * float(near)
+    assert abs(coc_px(float(near), 100.0, float(aperture), float(focus))) == pytest.approx(6.0, rel=1e-6)
+
+
+def test_far_band_lens_gives_far_depth_the_gradient_the_whole_range_lens_does_not() -> None:
+    """Far depths 30% too near: the whole-range lens barely sees it, the far-band lens pulls them back."""
+    img, prior = street_like_scene()
+    fx = torch.tensor([100.0], dtype=torch.float64)
+    far = prior > 40
+    wrong = torch.where(far, prior * 0.7, prior)
+    f_all = focus_distances_from_prior(prior, 1)
+    near, farthest = depth_range_from_prior(prior)
+    a_all = calibrated_aperture(fx, near, farthest, f_all, 6.0)
+    f_far, a_far, band_near = far_band_lens(prior, fx, 6.0)
+    mask = (prior >= band_near.reshape(-1, 1, 1, 1)).to(prior.dtype)
+
+    def far_lens_loss(d: torch.Tensor) -> torch.Tensor:
+        return dof_loss(img, d, img, prior, None, fx, f_far, a_far, mask=mask, max_coc_px=12.0)
+
+    def whole_range_change(d: torch.Tensor) -> float:
+        return float(dof_loss(img, d, img, prior, None, fx, f_all, a_all))
+
+    # how much each lens notices the error: the far-band lens's loss is many times larger
+    assert float(far_lens_loss(wrong)) > 5.0 * whole_range_change(wrong)
+    d = wrong.clone().requires_grad_()
+    opt = torch.optim.Adam([d], lr=2.0)
+    in_band = mask.bool()
+    err0 = float(((d.detach() - prior).abs() / prior)[in_band].mean())
+    for _ in range(40):
+        opt.zero_grad()
+        far_lens_loss(d).backward()
+        opt.step()
+        with torch.no_grad():
+            d.clamp_(min=1.0)
+    err1 = float(((d.detach() - prior).abs() / prior)[in_band].mean())
+    print(f"far band AbsRel under the far-band lens: {err0:.3f} -> {err1:.3f}")
+    assert err1 < 0.5 * err0
+
+
+def test_view_lenses_and_rotation() -> None:
+    from recon.train.config import LossConfig
+    from recon.train.supervision_dof import view_lenses
+
+    _, prior = street_like_scene()
+    lenses = view_lenses(prior.float(), 100.0, LossConfig(dof_focus_count=3))
+    assert len(lenses) == 4
+    assert all(lens.mask is None and lens.max_coc_px is None for lens in lenses[:3])
+    far = lenses[3]
+    assert far.mask is not None and far.max_coc_px == pytest.approx(12.0)
+    assert bool(far.mask[..., :, :20].eq(0).all()) and float(far.mask.mean()) > 0.1  # the 5 m third is not scored
+    assert len(view_lenses(prior.float(), 100.0, LossConfig(dof_focus_count=2, dof_far_band=False))) == 2

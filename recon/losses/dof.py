@@ -78,10 +78,35 @@ def calibrated_aperture(fx: Any, near_m: Any, far_m: Any, focus_m: torch.Tensor,
     return target_max_blur_px / per_a.clamp_min(1e-9)
 
 
+def far_band_lens(depth: torch.Tensor, fx: Any, target_max_blur_px: float, band_q: float = 0.7,
+                  far_q: float = 0.98) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A virtual lens calibrated on the far band of the prior alone: ``(focus [B, 1], aperture [B, 1], near [B])``.
+
+    Blur is linear in inverse depth, so a lens calibrated over the whole depth range gives everything beyond a few
+    tens of metres a fraction of a pixel of blur and the loss no gradient there. This lens focuses at the prior's
+    ``far_q`` depth quantile and its aperture makes the CoC at the ``band_q`` quantile (metres) equal
+    ``target_max_blur_px``; ``near`` is that band edge. Nearer pixels saturate (``max_coc_px`` of :func:`dof_loss`).
+    """
+    b = depth.shape[0]
+    focus, band_near = [], []
+    for i in range(b):
+        d = depth[i].detach().flatten()
+        d = d[torch.isfinite(d) & (d > 0)]
+        if d.numel() == 0:
+            d = torch.tensor([DEFAULT_FOCUS_M], device=depth.device, dtype=depth.dtype)
+        q = torch.quantile(d, torch.tensor([band_q, far_q], device=d.device, dtype=d.dtype))
+        band_near.append(q[0])
+        focus.append(torch.maximum(q[1], q[0] * 1.5))  # keep the band at least 1.5x deep
+    f = torch.stack(focus).reshape(b, 1)
+    near = torch.stack(band_near)
+    return f, calibrated_aperture(fx, near, f[:, 0], f, target_max_blur_px), near
+
+
 def dof_loss(pred_rgb: torch.Tensor, pred_depth: torch.Tensor, gt_rgb: torch.Tensor, prior_depth: torch.Tensor,
              prior_conf: torch.Tensor | None, fx: Any, focus_m: torch.Tensor, aperture_m: Any,
              ssim_weight: float = 0.2, *, kernel: str = "disk", layer_step_px: float = 2.0,
-             fill_hidden: bool = False, mask: torch.Tensor | None = None) -> torch.Tensor:
+             fill_hidden: bool = False, mask: torch.Tensor | None = None,
+             max_coc_px: float | None = None) -> torch.Tensor:
     """Depth-of-field loss (scalar), averaged over the K focus distances.
 
     Pixels are weighted by ``prior_conf`` (1 where None) and by ``prior_depth > 0``; the ground truth is blurred
@@ -89,6 +114,7 @@ def dof_loss(pred_rgb: torch.Tensor, pred_depth: torch.Tensor, gt_rgb: torch.Ten
     defined there. ``mask`` ``[B, 1, H, W]`` multiplies the weights (e.g. to drop the ego vehicle).
     ``fill_hidden`` is off by default: it doubles the cost and matters little for a loss. ``layer_step_px`` = 2 (CoC
     spacing of the soft layers) costs about half the time of 1 px for <= 0.2 dB against lens-sampled truth.
+    ``max_coc_px`` saturates both blurs smoothly (for a lens calibrated on one band, see :func:`far_band_lens`).
     """
     b = pred_rgb.shape[0]
     if focus_m.ndim == 1:
@@ -107,7 +133,7 @@ def dof_loss(pred_rgb: torch.Tensor, pred_depth: torch.Tensor, gt_rgb: torch.Ten
     pred_depth = pred_depth.clamp_min(1e-3)
     total = pred_rgb.new_zeros(())
     for j in range(k):
-        args = dict(kernel=kernel, layer_step_px=layer_step_px, fill_hidden=fill_hidden)
+        args = dict(kernel=kernel, layer_step_px=layer_step_px, fill_hidden=fill_hidden, max_coc_px=max_coc_px)
         pb = defocus(pred_rgb, pred_depth, fx_b, ap[:, j], focus_m[:, j], **args)
         with torch.no_grad():
             gb = defocus(gt_rgb, gt_depth, fx_b, ap[:, j], focus_m[:, j], **args)

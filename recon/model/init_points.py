@@ -37,6 +37,9 @@ class InitConfig:
     """Nearest depth of far points in image columns without any LiDAR return (metres)."""
     far_far_m: float = 400.0
     """Farthest depth of far points (metres)."""
+    far_from_prior: bool = False
+    """Place far points at the metric depth prior's depth (the DoF prior, ``--loss.dof-prior``) where it has one,
+    instead of uniformly in inverse depth: priors -> model, as the design's data flow has it."""
     random_points: int = 30_000
     """Points for the 'random' fallback, spread in the cameras' frusta."""
 
@@ -85,9 +88,12 @@ def clean_points(xyz: np.ndarray, cfg: InitConfig, rng: np.random.Generator) -> 
 
 
 def far_points(frames: list[Frame], images: dict[str, np.ndarray], near_xyz: np.ndarray | None, cfg: InitConfig,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+               rng: np.random.Generator, prior_depths: dict[str, np.ndarray] | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Seed what LiDAR misses: non-sky pixels with no near point, back-projected at depths drawn uniformly in
-    inverse depth between the farthest LiDAR depth of the pixel's image column and ``far_far_m``.
+    inverse depth between the farthest LiDAR depth of the pixel's image column and ``far_far_m``; where
+    ``prior_depths`` (frame id -> metric depth [H, W], 0 = unknown, at the camera's resolution) has a depth for the
+    pixel, at that depth instead.
 
     The column bound matters: LiDAR stops a few degrees above the horizon, so the upper part of a facade at 15 m
     has no return; placing its seeds beyond 60 m would leave the baseline a hole to climb out of. Columns without
@@ -121,6 +127,10 @@ def far_points(frames: list[Frame], images: dict[str, np.ndarray], near_xyz: np.
         v, u = np.divmod(pick, cam.width)
         inv = rng.uniform(1.0 / cfg.far_far_m, 1.0 / col_far[u])
         z = 1.0 / inv
+        prior = None if prior_depths is None else prior_depths.get(f.id)
+        if prior is not None and prior.shape == (cam.height, cam.width):
+            pz = prior[v, u]
+            z = np.where(pz > 0, np.minimum(pz, cfg.far_far_m), z)
         x = (u + 0.5 - cam.cx) / cam.fx * z
         y = (v + 0.5 - cam.cy) / cam.fy * z
         pc = np.stack([x, y, z], 1)
@@ -147,8 +157,10 @@ def random_points(frames: list[Frame], n: int, rng: np.random.Generator, near: f
 
 
 def initial_points(scene: Scene, frames: list[Frame], images: dict[str, np.ndarray], cfg: InitConfig,
-                   seed: int = 0) -> InitPoints:
-    """Seed points for the Gaussians from the scene's LiDAR, SfM points, or (with a warning) random points."""
+                   seed: int = 0, prior_depths: dict[str, np.ndarray] | None = None) -> InitPoints:
+    """Seed points for the Gaussians from the scene's LiDAR, SfM points, or (with a warning) random points.
+
+    ``prior_depths`` (frame id -> metric depth map) places the far points (see :func:`far_points`)."""
     rng = np.random.default_rng(seed)
     source = cfg.source
     if source == "auto":
@@ -173,5 +185,5 @@ def initial_points(scene: Scene, frames: list[Frame], images: dict[str, np.ndarr
         rgb = colorize(xyz, frames, images)
     else:
         raise ReconError(f"unknown init source {cfg.source!r} (choose auto, lidar, sfm or random)")
-    fxyz, frgb = far_points(frames, images, xyz if source != "random" else None, cfg, rng)
+    fxyz, frgb = far_points(frames, images, xyz if source != "random" else None, cfg, rng, prior_depths)
     return InitPoints(np.concatenate([xyz, fxyz]), np.concatenate([rgb, frgb]), source)

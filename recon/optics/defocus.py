@@ -187,15 +187,29 @@ def defocus_coc(image: torch.Tensor, coc: torch.Tensor, kernel: str | ApertureKe
     return (out, den) if return_alpha else out
 
 
+def soft_clamp_coc(coc: torch.Tensor, max_coc_px: float | None) -> torch.Tensor:
+    """``max * tanh(coc / max)``: a CoC that saturates smoothly at +-``max_coc_px`` pixels (None: unchanged).
+
+    Used when a virtual lens is calibrated on one depth band: pixels far outside it would need huge kernels, and a
+    hard clamp would cut their gradient; tanh keeps a (small) one so a wrong depth is still pulled back.
+    """
+    if max_coc_px is None:
+        return coc
+    m = float(max_coc_px)
+    return m * torch.tanh(coc / m)
+
+
 def defocus(image: torch.Tensor, depth: torch.Tensor, fx: Any, aperture_m: Any, focus_m: Any,
             kernel: str | ApertureKernel = "disk", *, focal_length_m: Any = None, layer_step_px: float = 1.0,
-            max_layers: int = 64, occlusion: bool = True, fill_hidden: bool = True) -> torch.Tensor:
+            max_layers: int = 64, occlusion: bool = True, fill_hidden: bool = True,
+            max_coc_px: float | None = None) -> torch.Tensor:
     """Thin-lens defocus of ``image [B, C, H, W]`` with metric ``depth [B, 1, H, W]`` (> 0).
 
     ``fx`` pixels, ``aperture_m`` and ``focus_m`` metres (floats or ``[B]`` tensors); ``focal_length_m`` switches to
     the exact thin-lens CoC. ``kernel``: ``disk`` (default), ``gaussian``, a polygon name or an ApertureKernel.
+    ``max_coc_px`` saturates the CoC smoothly (:func:`soft_clamp_coc`); None is the physical lens.
     """
-    coc = signed_coc(depth, fx, aperture_m, focus_m, focal_length_m)
+    coc = soft_clamp_coc(signed_coc(depth, fx, aperture_m, focus_m, focal_length_m), max_coc_px)
     out = defocus_coc(image, coc, kernel, layer_step_px=layer_step_px, max_layers=max_layers, occlusion=occlusion,
                       fill_hidden=fill_hidden)
     assert isinstance(out, torch.Tensor)

@@ -1,7 +1,7 @@
 """``recon dfd``: depth from defocus.
 
     recon dfd pair SMALL.png LARGE.png --f-number-small 8 --f-number-large 1.4 --focus-m 3 --out DIR [--side far]
-    recon dfd stack A.png B.png C.png ... --focus-m 2 4 8 ... --out DIR
+    recon dfd stack A.png B.png C.png ... --focus-m 2 4 8 ... --out DIR [--f-number 1.4 --focal-length-mm 50]
     recon dfd single IMAGE.png --out DIR [--reference-depth LIDAR.npy]
 
 Each writes ``depth.npy`` (float32 metres, 0 = no estimate; ``defocus_px.npy`` instead for a single image without a
@@ -22,7 +22,14 @@ from recon.errors import ReconError
 from recon.io.atomic import atomic_directory, atomic_save_npy, atomic_write_json
 from recon.io.images import read_depth, read_image, write_image
 from recon.optics.thin_lens import aperture_diameter_m, fx_from_lens
-from recon.priors.dfd import DfdResult, depth_from_focus, dfd_aperture_pair, metric_from_relative, single_image_defocus
+from recon.priors.dfd import (
+    DfdResult,
+    depth_from_focus,
+    dfd_aperture_pair,
+    dfd_focal_stack,
+    metric_from_relative,
+    single_image_defocus,
+)
 
 
 @dataclass
@@ -59,12 +66,28 @@ class PairArgs:
 
 @dataclass
 class StackArgs:
-    """Depth from focus: the same view focused at several distances."""
+    """Depth from a focal stack: the same view focused at several distances.
+
+    With --f-number (and the lens: --focal-length-mm, --sensor-width-mm or --fx) the stack is inverted through the
+    thin lens (cross-blur of every image pair, continuous depth from as few as 2 images); without it, depth from
+    focus (the sharpest image per pixel, at least 3 images)."""
 
     images: Annotated[tuple[Path, ...], tyro.conf.Positional]
-    """The focal stack (at least 3 images)."""
+    """The focal stack."""
     focus_m: tuple[float, ...]
     """Focus distance of each image, metres, in the same order."""
+    f_number: float | None = None
+    """f-number of the stack (all images); enables the thin-lens inversion."""
+    focal_length_mm: float = 50.0
+    """Focal length of the lens in millimetres."""
+    sensor_width_mm: float = 36.0
+    """Sensor width in millimetres (the image spans it)."""
+    fx: float | None = None
+    """Focal length in pixels; overrides the value computed from --focal-length-mm and --sensor-width-mm."""
+    near_m: float = 1.0
+    """Nearest depth of the sweep, metres (thin-lens inversion)."""
+    far_m: float = 200.0
+    """Farthest depth of the sweep, metres (thin-lens inversion)."""
     out: Path = Path("dfd_stack")
     """Output folder."""
 
@@ -82,7 +105,7 @@ class SingleArgs:
     """Output folder."""
 
 
-def _fx(args: PairArgs, width: int) -> float:
+def _fx(args: PairArgs | StackArgs, width: int) -> float:
     if args.fx is not None:
         if not args.fx > 0:
             raise ReconError(f"--fx must be positive, got {args.fx}")
@@ -136,8 +159,18 @@ def stack_main(argv: list[str], prog: str) -> int:
         if im.shape != imgs[0].shape:
             raise ReconError(f"{p}: image is {im.shape[1]}x{im.shape[0]} but {a.images[0]} is "
                              f"{imgs[0].shape[1]}x{imgs[0].shape[0]}")
-    res = depth_from_focus(imgs, list(a.focus_m))
-    _write(a.out, res, {"method": "focal stack", "images": [str(p) for p in a.images], "focus_m": list(a.focus_m)})
+    meta = {"images": [str(p) for p in a.images], "focus_m": list(a.focus_m)}
+    if a.f_number is not None:
+        if not a.f_number > 0:
+            raise ReconError(f"--f-number must be positive, got {a.f_number}")
+        fx = _fx(a, imgs[0].shape[1])
+        res = dfd_focal_stack(imgs, list(a.focus_m), fx, aperture_diameter_m(a.focal_length_mm, a.f_number),
+                              depth_range=(a.near_m, a.far_m))
+        meta |= {"method": "focal stack, thin-lens inversion", "f_number": a.f_number, "fx": fx}
+    else:
+        res = depth_from_focus(imgs, list(a.focus_m))
+        meta |= {"method": "focal stack, depth from focus"}
+    _write(a.out, res, meta)
     return 0
 
 

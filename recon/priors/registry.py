@@ -185,3 +185,11 @@ def compute_prior(scene: Scene, frame: Frame, source: str, *, cache_dir: str | P
     prior.meta = {**prior.meta, "input_signature": sig}
     prior.save(path)
     return prior
+
+
+def prior_for_training(scene: Scene, frame: Frame, source: str, seed: int = 0) -> DepthPrior:
+    """The prior a training run uses for ``frame``: ``compute_prior`` with its default options (cached), the
+    simulated source drawn with the run's ``seed`` (each seed its own draw, as a different network would be)."""
+    if source == "simulated":
+        return compute_prior(scene, frame, source, seed=seed)
+    return compute_prior(scene, frame, source)

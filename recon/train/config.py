@@ -63,7 +63,15 @@ class LossConfig:
     dof_prior: str = "simulated"
     """Prior feeding the DoF loss: lidar, sfm, mono, simulated (synthetic scenes only), dfd."""
     dof_focus_count: int = 3
+    """Virtual lenses calibrated over the prior's whole depth range (focus at quantiles in inverse depth)."""
     dof_max_blur_px: float = 6.0
+    """Largest blur diameter (pixels) each virtual lens gives over its depth range."""
+    dof_far_band: bool = True
+    """Add a lens calibrated on the far band alone (the whole-range lenses barely blur beyond a few tens of metres)."""
+    dof_far_saturation: float = 2.0
+    """The far-band lens's CoC saturates smoothly at this multiple of dof_max_blur_px (nearer pixels)."""
+    dof_lenses_per_step: int = 1
+    """Lenses evaluated per step, in rotation (0 = all every step; 1 keeps the overhead of one defocus pass)."""
     dof_start: int = 200
     mv_weight: float = 0.0
     """Multi-view consistency loss (preset 'mv')."""

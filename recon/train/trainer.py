@@ -102,7 +102,15 @@ class Trainer:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
         images = {v.frame.id: v.frame.load_image() for v in self.views}
-        pts = initial_points(self.scene, [v.frame for v in self.views], images, cfg.init, seed=cfg.seed)
+        prior_depths = None
+        if cfg.init.far_from_prior:
+            from recon.priors.registry import prior_for_training
+
+            prior_depths = {v.frame.id: prior_for_training(self.scene, v.frame, cfg.loss.dof_prior, cfg.seed).depth
+                            for v in tqdm(self.views, desc=f"far seeds from the {cfg.loss.dof_prior} prior",
+                                          leave=False)}
+        pts = initial_points(self.scene, [v.frame for v in self.views], images, cfg.init, seed=cfg.seed,
+                             prior_depths=prior_depths)
         self.init_source = pts.source
         self.params = create_gaussians(pts.xyz, pts.rgb, cfg.optim.sh_degree, cfg.init_opacity,
                                        seed=cfg.seed).to(self.device)
