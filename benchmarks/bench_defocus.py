@@ -27,7 +27,7 @@ import torch
 from recon.optics import aperture_for_max_blur, defocus, gather_defocus
 from recon.optics.planes import edge_band, make_plane_scene, psnr, render_pinhole, render_thin_lens
 from recon.priors.bokeh import BokehLens, render_bokeh
-from recon.priors.dfd import depth_from_focus, dfd_aperture_pair, texture_energy
+from recon.priors.dfd import depth_from_focus, dfd_aperture_pair, dfd_focal_stack, texture_energy
 
 BANDS = {"near": (0.0, 10.0), "mid": (10.0, 40.0), "far": (40.0, np.inf), "all": (0.0, np.inf)}
 
@@ -149,7 +149,11 @@ def street_section(root: Path | None, quick: bool) -> None:
     res = depth_from_focus(stack, focuses)
     tex = texture_energy(stack[0])[0, 0].numpy()
     textured = (tex / (tex + 2e-4) > 0.5) & (depth > 0)
-    print(f"focal stack f/{ns[0]:g} at {focuses} m, textured: {bands(res.depth, depth, textured)}")
+    print(f"focal stack f/{ns[0]:g} at {focuses} m, depth from focus, textured: {bands(res.depth, depth, textured)}")
+    a_l = float(cam.focal_length_mm) / 1000 / ns[0]
+    res = dfd_focal_stack(stack, focuses, cam.fx, a_l, depth_range=(2.0, 300.0))
+    print(f"focal stack f/{ns[0]:g} at {focuses} m, thin-lens inversion, textured: "
+          f"{bands(res.depth, depth, textured)}")
 
 
 def speed_section() -> None:

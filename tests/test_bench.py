@@ -20,7 +20,8 @@ def test_quick_bench_writes_results(tmp_path: Path) -> None:
     for r in res["runs"]:
         assert r["metrics"]["psnr"] > 5 and r["metrics"]["depth"]["overall"]["n"] > 0
     md = (tmp_path / "b" / "results.md").read_text()
-    assert md.count("| synth_0 |") == 2 and "Relative to baseline" in md
+    assert md.count("| synth_0 |") == 2 and "Relative to baseline" in md and "Relative to lidar" in md
+    assert "time/iter change" in md
     assert (tmp_path / "b" / "plots" / "psnr.png").stat().st_size > 1000
     assert (tmp_path / "b" / "plots" / "crops.png").is_file()
     assert report["summary"]["per_method"]["baseline"]["psnr"] == pytest.approx(

@@ -130,6 +130,8 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
     for m in methods:
         rs = [r for r in results if r.method == m]
         overall[m] = {"psnr": _agg([r.metrics["psnr"] for r in rs])[0],
+                      "train_s_per_iter": _agg([r.train.get("train_seconds", math.nan) / max(1, r.train.get("iters", 1))
+                                                for r in rs])[0],
                       **{f"absrel_{b}": _agg([(r.metrics.get("depth") or {}).get(b, {}).get("abs_rel", math.nan)
                                               for r in rs])[0] for b in BANDS}}
     return {"per_scene": table, "per_method": overall}
@@ -149,17 +151,20 @@ def markdown(summary: dict[str, Any], cfg: BenchConfig) -> str:
                          f"{f(r['absrel_mid'])} | {f(r['absrel_far'])} | {f(r['absrel_overall'])} | "
                          f"{f(r['train_s_per_iter'], 2)} |")
     pm = summary["per_method"]
-    if "baseline" in pm:
-        lines += ["", "Relative to baseline (mean over scenes and seeds):", "",
-                  "| method | ΔPSNR dB | far AbsRel change | near AbsRel change | mid AbsRel change |",
-                  "|---|---|---|---|---|"]
-        b = pm["baseline"]
+    for ref, why in (("baseline", "the weak baseline"), ("lidar", "the strong conventional baseline")):
+        if ref not in pm:
+            continue
+        lines += ["", f"Relative to {ref}, {why} (mean over scenes and seeds):", "",
+                  "| method | ΔPSNR dB | far AbsRel change | near AbsRel change | mid AbsRel change "
+                  "| time/iter change |",
+                  "|---|---|---|---|---|---|"]
+        b = pm[ref]
         for m, r in pm.items():
-            def rel(key: str, r: dict[str, Any] = r) -> str:
+            def rel(key: str, r: dict[str, Any] = r, b: dict[str, Any] = b) -> str:
                 return "n/a" if not b[key] or math.isnan(b[key]) or math.isnan(r[key]) else \
                     f"{100 * (r[key] - b[key]) / b[key]:+.1f}%"
             lines.append(f"| {m} | {r['psnr'] - b['psnr']:+.2f} | {rel('absrel_far')} | {rel('absrel_near')} | "
-                         f"{rel('absrel_mid')} |")
+                         f"{rel('absrel_mid')} | {rel('train_s_per_iter')} |")
     return "\n".join(lines) + "\n"
 
 
