@@ -25,7 +25,14 @@ import numpy as np
 import torch
 
 from recon.optics import aperture_for_max_blur, defocus, gather_defocus
-from recon.optics.planes import edge_band, make_plane_scene, psnr, render_pinhole, render_thin_lens
+from recon.optics.planes import (
+    edge_band,
+    make_plane_scene,
+    occlusion_band,
+    psnr,
+    render_pinhole,
+    render_thin_lens,
+)
 from recon.priors.bokeh import BokehLens, render_bokeh
 from recon.priors.dfd import depth_from_focus, dfd_aperture_pair, dfd_focal_stack, texture_energy
 
@@ -55,8 +62,15 @@ def compare(img, depth, truth, fx, a, focus, band_px) -> str:
     lay = n(defocus(t(img), t(depth), fx, a, focus))
     nai = n(gather_defocus(t(img), t(depth), fx, a, focus))
     band = edge_band(depth, band_px, threshold=1e-3)
+    occ = occlusion_band(fx * a * (1.0 / depth - 1.0 / focus))
+
+    def both(mask: np.ndarray) -> str:
+        if not mask.any():
+            return "  (none)"
+        return f"layered {psnr(lay[mask], truth[mask]):6.2f} gather {psnr(nai[mask], truth[mask]):6.2f}"
+
     return (f"layered {psnr(lay, truth):6.2f} | gather {psnr(nai, truth):6.2f} | pinhole {psnr(img, truth):6.2f} "
-            f"|| edge band: layered {psnr(lay[band], truth[band]):6.2f} gather {psnr(nai[band], truth[band]):6.2f}")
+            f"|| edge band: {both(band)} || occlusion band ({occ.mean():.0%}): {both(occ)}")
 
 
 def planes_section(quick: bool) -> None:
@@ -64,7 +78,8 @@ def planes_section(quick: bool) -> None:
     scene = make_plane_scene(w, h, seed=0)
     img, depth = render_pinhole(scene)
     print(f"\n== defocus vs lens-sampled truth: textured planes at 2.5/6/15/60 m, {w}x{h}, {samples} lens samples")
-    print("   PSNR dB (whole image || band within max-blur/2 + 2 px of depth edges)")
+    print("   PSNR dB (whole image || band within max-blur/2 + 2 px of depth edges || occlusion band: within "
+          "max-blur/2 + 2 px of neighbours whose CoC differs by >= 0.5 px)")
     for focus in (2.5, 6.0, 15.0, 60.0):
         for max_blur in (4.0, 8.0, 12.0):
             mb = max_blur * w / 128
@@ -112,7 +127,8 @@ def street_section(root: Path | None, quick: bool) -> None:
         print(f"\n(generated a 320x192 street with finite-aperture images in {time.perf_counter() - t0:.0f} s)")
     scene = Scene.load(root)
     print(f"\n== defocus / bokeh vs the street's finite-aperture images ({root})")
-    print("   PSNR dB (whole image || band within 3 px of depth edges); unknown depth (sky) = 10 km")
+    print("   PSNR dB (whole image || band within 3 px of depth edges || occlusion band: within max-blur/2 + 2 px of "
+          "neighbours whose CoC differs by >= 0.5 px); unknown depth (sky) = 10 km")
     by_key = {}
     for e in scene.defocus:
         fr = scene.frame(e.frame_id)

@@ -168,7 +168,7 @@ def test_full_preset_wires_both_supervisions(tiny_street, tmp_path: Path) -> Non
 
     cfg = tiny_cfg(tiny_street.root, tmp_path / "f", "full", "--checkpoint-every", "0", "--loss.dof-start", "0",
                    "--loss.mv-start", "0", "--iters", "8", "--log-every", "1")
-    assert cfg.init.far_from_prior and cfg.loss.dof_lenses_per_step == 1
+    assert cfg.init.far_from_prior and cfg.optim.means_step_by_distance and cfg.loss.dof_lenses_per_step == 1
     prepare_out(cfg)
     tr = build_trainer(cfg)
     dof = next(s for s in tr.supervisions if s.name == "dof")
@@ -179,3 +179,16 @@ def test_full_preset_wires_both_supervisions(tiny_street, tmp_path: Path) -> Non
     # the 64x40 street is too small for the offline matcher: the term is wired and simply has no points
     # (tests/test_match.py covers matching and the loss on the 160x96 street)
     assert any(s.name == "mv" for s in tr.supervisions)
+
+
+def test_position_steps_stretch_with_distance() -> None:
+    """Far Gaussians take proportionally longer position steps (equal in angle); near ones are unchanged."""
+    from types import SimpleNamespace
+
+    before = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 100.0]])
+    after = before + 0.01
+    fake = SimpleNamespace(params={"means": after.clone()}, scene_center=torch.zeros(3), scene_scale=10.0)
+    Trainer._scale_mean_steps(fake, before)
+    step = fake.params["means"] - before
+    assert torch.allclose(step[0], torch.full((3,), 0.01))  # within the scene scale: the plain Adam step
+    assert torch.allclose(step[1], torch.full((3,), 0.1), atol=1e-3)  # 100 m away, scale 10 m: 10x the step

@@ -34,6 +34,11 @@ import torch
 from recon.optics.kernels import ApertureKernel, kernel_half_size, kernel_weights, parse_kernel
 from recon.optics.thin_lens import coc_px
 
+OCCLUSION_GAP_STEPS = 2
+"""Layers at least this many grid steps apart occlude each other. A pixel's tent weights span two neighbouring
+layers, so two surfaces whose CoCs differ by less than one step can still put weight on layers two steps apart;
+the gap decides how large a CoC difference must be before one surface hides the other."""
+
 _SPECTRUM_CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 _CACHE_SIZE = 64
 
@@ -167,12 +172,12 @@ def defocus_coc(image: torch.Tensor, coc: torch.Tensor, kernel: str | ApertureKe
     trans = torch.ones_like(alpha)
     if occlusion:
         # layers at least two grid steps nearer occlude (a surface between two layers must not occlude itself)
-        n_front = (grid[None, :] >= grid[:, None] + 1.5).sum(1)
+        n_front = (grid[None, :] >= grid[:, None] + OCCLUSION_GAP_STEPS - 0.5).sum(1)
         trans = (1.0 - _prefix(alpha, n_front)).clamp(0.0, 1.0)
     num, den = (col * trans).sum(1), (alpha * trans).sum(1)
     if fill_hidden and len(grid) > 2:
         # content behind layer l (at least two steps farther), seen through l's kernel
-        n_upto = (grid[None, :] >= grid[:, None] - 1.5).sum(1)
+        n_upto = (grid[None, :] >= grid[:, None] - OCCLUSION_GAP_STEPS + 0.5).sum(1)
         behind = stack.sum(1, keepdim=True) - _prefix(stack, n_upto)
         bk = blur_layers(behind, radii, kernel)
         own = w * trans  # how much each layer owns the pixel

@@ -145,3 +145,22 @@ def edge_band(depth: np.ndarray, width: int, threshold: float = 1e-3) -> np.ndar
     inv = 1.0 / np.maximum(depth, 1e-6)
     edge = (np.abs(ndimage.sobel(inv, 0)) + np.abs(ndimage.sobel(inv, 1))) > threshold
     return ndimage.binary_dilation(edge, iterations=max(int(width), 1))
+
+
+def occlusion_band(coc: np.ndarray, min_jump_px: float = 0.5, margin_px: int = 2) -> np.ndarray:
+    """Bool (H, W): pixels near a *visible* depth edge: neighbours whose CoC (pixels) differs by ``min_jump_px`` or
+    more, dilated by half the largest |CoC| plus ``margin_px``. Unlike :func:`edge_band` it ignores smooth depth
+    changes (a road receding), where defocus has no occlusion to get right."""
+    from scipy import ndimage
+
+    c = np.asarray(coc, dtype=np.float64)
+    jump = np.zeros(c.shape, bool)
+    dx = np.abs(np.diff(c, axis=1)) >= min_jump_px
+    dy = np.abs(np.diff(c, axis=0)) >= min_jump_px
+    jump[:, 1:] |= dx
+    jump[:, :-1] |= dx
+    jump[1:] |= dy
+    jump[:-1] |= dy
+    if not jump.any():
+        return jump
+    return ndimage.binary_dilation(jump, iterations=int(np.ceil(np.abs(c).max() / 2.0)) + margin_px)

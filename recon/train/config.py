@@ -36,6 +36,9 @@ class OptimConfig:
 
     means_lr: float = 1.6e-4
     """Multiplied by the scene scale; decays exponentially to 1% by the last iteration."""
+    means_step_by_distance: bool = False
+    """Stretch each Gaussian's position step by its distance from the cameras over the scene scale (>= 1), so far
+    Gaussians move by the same angle per step as near ones and a depth loss can actually move them."""
     scales_lr: float = 5e-3
     quats_lr: float = 1e-3
     opacities_lr: float = 5e-2

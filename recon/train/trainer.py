@@ -89,6 +89,7 @@ class Trainer:
         c2ws = np.stack([f.cam2world for f in frames])
         centers = c2ws[:, :3, 3]
         self.scene_scale = float(max(1.0, 1.1 * np.linalg.norm(centers - centers.mean(0), axis=1).max()))
+        self.scene_center = torch.tensor(centers.mean(0), dtype=torch.float32, device=self.device)
         self.up = estimate_up(c2ws)
         self._init_model()
         self.supervisions = [make(self) for make in (supervisions or [])]
@@ -187,6 +188,17 @@ class Trainer:
             terms.update(sup(step, view, out))
         return terms
 
+    @torch.no_grad()
+    def _scale_mean_steps(self, before: torch.Tensor) -> None:
+        """Stretch each Gaussian's position step by its distance from the rig over the scene scale (at least 1).
+
+        Adam steps are about ``lr`` whatever the gradient, so with one position learning rate a Gaussian 150 m away
+        moves as many metres per step as one at 5 m, i.e. 30x fewer pixels and a tiny fraction of its possible depth
+        error: depth supervision could never move it. Scaling by distance makes steps equal in angle."""
+        means = self.params["means"]
+        factor = ((before - self.scene_center).norm(dim=1, keepdim=True) / self.scene_scale).clamp_min(1.0)
+        means.copy_(before + (means - before) * factor)
+
     def train_step(self, step: int) -> dict[str, float]:
         view = self.next_view()
         out = self.render(view, step)
@@ -202,9 +214,12 @@ class Trainer:
                                              lr=self.means_sched.get_last_lr()[0])
         else:
             self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, step, out.info)
+        before = self.params["means"].detach().clone() if self.cfg.optim.means_step_by_distance else None
         for opt in self.optimizers.values():
             opt.step()
             opt.zero_grad(set_to_none=True)
+        if before is not None:
+            self._scale_mean_steps(before)
         if self.aux_opt is not None:
             self.aux_opt.step()
             self.aux_opt.zero_grad(set_to_none=True)
