@@ -69,8 +69,11 @@ def compare(img, depth, truth, fx, a, focus, band_px) -> str:
             return "  (none)"
         return f"layered {psnr(lay[mask], truth[mask]):6.2f} gather {psnr(nai[mask], truth[mask]):6.2f}"
 
+    inner = np.zeros_like(occ)
+    inner[8:-8, 8:-8] = True
     return (f"layered {psnr(lay, truth):6.2f} | gather {psnr(nai, truth):6.2f} | pinhole {psnr(img, truth):6.2f} "
-            f"|| edge band: {both(band)} || occlusion band ({occ.mean():.0%}): {both(occ)}")
+            f"|| edge band: {both(band)} || occlusion band ({occ.sum()} px): {both(occ)} || its pixels 8+ px from "
+            f"the border ({(occ & inner).sum()} px): {both(occ & inner)}")
 
 
 def planes_section(quick: bool) -> None:
