@@ -305,7 +305,9 @@ class Trainer:
         logger.close()
         self.export()
         summary = {"iters": self.step, "train_seconds": elapsed, "n_gaussians": int(self.params["means"].shape[0]),
-                   "final_train_psnr": rec.get("psnr"), "init_source": self.init_source}
+                   "final_train_psnr": rec.get("psnr"), "init_source": self.init_source,
+                   "scene_scale_m": self.scene_scale,
+                   "means_lr_m": self.cfg.optim.means_lr * self.scene_scale}
         atomic_write_json(run / "train_summary.json", summary)
         return summary
 
