@@ -87,18 +87,8 @@ def far_band_lens(depth: torch.Tensor, fx: Any, target_max_blur_px: float, band_
     ``far_q`` depth quantile and its aperture makes the CoC at the ``band_q`` quantile (metres) equal
     ``target_max_blur_px``; ``near`` is that band edge. Nearer pixels saturate (``max_coc_px`` of :func:`dof_loss`).
     """
-    b = depth.shape[0]
-    focus, band_near = [], []
-    for i in range(b):
-        d = depth[i].detach().flatten()
-        d = d[torch.isfinite(d) & (d > 0)]
-        if d.numel() == 0:
-            d = torch.tensor([DEFAULT_FOCUS_M], device=depth.device, dtype=depth.dtype)
-        q = torch.quantile(d, torch.tensor([band_q, far_q], device=d.device, dtype=d.dtype))
-        band_near.append(q[0])
-        focus.append(torch.maximum(q[1], q[0] * 1.5))  # keep the band at least 1.5x deep
-    f = torch.stack(focus).reshape(b, 1)
-    near = torch.stack(band_near)
+    near, far = depth_range_from_prior(depth, band_q, far_q)
+    f = torch.maximum(far, near * 1.5).reshape(-1, 1)  # keep the band at least 1.5x deep
     return f, calibrated_aperture(fx, near, f[:, 0], f, target_max_blur_px), near
 
 
