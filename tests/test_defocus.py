@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import time
 
 import numpy as np
@@ -151,3 +152,34 @@ def test_street_finite_aperture_images(small_street) -> None:
         print(f"street {entry.frame_id} f/{entry.f_number} focus {entry.focus_distance_m} m: "
               f"PSNR {psnr(out, gt):.2f} dB (pinhole {psnr(img, gt):.2f})")
         assert psnr(out, gt) >= 32.0
+
+
+def test_blurred_foreground_edge_shows_the_background_behind_it() -> None:
+    # a bright foreground (CoC 6.5 px: its tent weights span two layers) over a dark in-focus background: at the
+    # foreground's first pixel (0.5 px inside its edge) the lens sees the background through the rest of the
+    # disk, about 40 % of it (disk radius 3.25 px cut 0.5 px from its centre)
+    from recon.optics import defocus_coc
+
+    img = torch.zeros(1, 3, 40, 60)
+    img[..., 30:] = 1.0
+    coc = torch.zeros(1, 1, 40, 60)
+    coc[..., 30:] = 6.5
+    out = defocus_coc(img, coc)
+    r, d = 3.25, 0.5
+    behind = (math.acos(d / r) - d / r * math.sqrt(1 - (d / r) ** 2)) / math.pi
+    assert float(out[0, 0, 20, 30]) == pytest.approx(1.0 - behind, abs=0.04)
+
+
+def test_mixed_pixels_split_between_the_two_surfaces() -> None:
+    from recon.optics.defocus import mixed_pixels
+
+    img = torch.zeros(1, 3, 8, 10)
+    img[..., 6:] = 1.0
+    img[..., 5] = 0.25  # an anti-aliased silhouette pixel: a quarter foreground, depth sampled on the background
+    coc = torch.zeros(1, 1, 8, 10)
+    coc[..., 6:] = 4.0
+    beta, other = mixed_pixels(img, coc, 1.0)
+    assert float(beta[0, 0, 4, 5]) == pytest.approx(0.25, abs=0.02)
+    assert float(other[0, 0, 4, 5]) == pytest.approx(4.0)
+    assert float(beta[0, 0, 4, 2]) == 0.0  # far from the edge
+    assert float(beta[0, 0, 4, 7]) == 0.0  # inside the foreground: pure colour

@@ -123,7 +123,10 @@ def dof_loss(pred_rgb: torch.Tensor, pred_depth: torch.Tensor, gt_rgb: torch.Ten
     pred_depth = pred_depth.clamp_min(1e-3)
     total = pred_rgb.new_zeros(())
     for j in range(k):
-        args = dict(kernel=kernel, layer_step_px=layer_step_px, fill_hidden=fill_hidden, max_coc_px=max_coc_px)
+        # no mixed-pixel split: rendered depth is alpha-blended, so silhouette pixels already carry an in-between
+        # depth, and both sides must go through the same operator
+        args = dict(kernel=kernel, layer_step_px=layer_step_px, fill_hidden=fill_hidden, max_coc_px=max_coc_px,
+                    split_mixed=False)
         pb = defocus(pred_rgb, pred_depth, fx_b, ap[:, j], focus_m[:, j], **args)
         with torch.no_grad():
             gb = defocus(gt_rgb, gt_depth, fx_b, ap[:, j], focus_m[:, j], **args)

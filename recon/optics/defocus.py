@@ -14,6 +14,11 @@ sub-pixel blurs are right; never a rounded radius), then composited front to bac
 * output = ``sum_l T_l C_l / sum_l T_l A_l``: normalising by the composited alpha fills what the pinhole image cannot
   see (background hidden behind a sharp foreground, image borders) from the visible neighbourhood of the same layer.
 
+Silhouette pixels of an anti-aliased image mix two surfaces while the depth map gives them one depth;
+:func:`mixed_pixels` estimates each such pixel's share of the surface across the edge, and that share goes to the
+other surface's layers (``split_mixed``). A hidden-content fill is scaled by the coverage of the whole surface that
+owns a layer (a surface's tent weights span two neighbouring layers).
+
 So a sharp foreground never bleeds over a blurred background and a blurred foreground spreads semi-transparently
 over a sharp background, as in layered depth-of-field renderers. Gradients reach the image, the depth (through the
 soft layer weights), the aperture and the focus distance. Images are ``[B, C, H, W]``; depth ``[B, 1, H, W]`` metres,
@@ -153,9 +158,43 @@ def _prefix(x: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     return cs.index_select(1, counts)
 
 
+def mixed_pixels(image: torch.Tensor, coc: torch.Tensor, min_jump_px: float, contrast: float = 0.05
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixels that straddle a depth edge: the fraction ``beta [B, 1, H, W]`` of each pixel's colour that belongs
+    to the surface across the edge, and that surface's CoC ``[B, 1, H, W]`` (pixels).
+
+    An anti-aliased image mixes the colours of both surfaces in a silhouette pixel, while a depth map (one sample
+    at the pixel centre) gives it one depth, so a defocus that moves the whole pixel with that depth spreads the
+    foreground's share as if it were background (or the reverse). For each pixel, the 8-neighbour whose CoC differs
+    most from its own marks the other surface (``o``, CoC jump at least ``min_jump_px``); the neighbour opposite it,
+    when on the pixel's own side of the edge, gives the pure colour ``s`` of its own surface; ``beta`` is the
+    position of the pixel's colour ``c`` on the segment from ``s`` to ``o`` (least squares, clamped to [0, 1]),
+    faded out where the two colours are too close to tell apart (``|o - s| < contrast``).
+    """
+    B, C, H, W = image.shape
+    pc = torch.nn.functional.pad(coc, (1, 1, 1, 1), mode="replicate")
+    pi = torch.nn.functional.pad(image, (1, 1, 1, 1), mode="replicate")
+    nc = torch.stack([pc[:, :, dy:dy + H, dx:dx + W] for dy in range(3) for dx in range(3)], 1)  # [B,9,1,H,W]
+    ni = torch.stack([pi[:, :, dy:dy + H, dx:dx + W] for dy in range(3) for dx in range(3)], 1)  # [B,9,C,H,W]
+    jump = (nc - coc.unsqueeze(1)).abs()
+    k = jump.detach().argmax(1, keepdim=True)  # [B,1,1,H,W] index of the other surface's neighbour
+    opp = 8 - k  # the neighbour on the opposite side of the centre (index 4)
+    c_other = nc.gather(1, k).squeeze(1)
+    c_same = nc.gather(1, opp).squeeze(1)
+    o = ni.gather(1, k.expand(-1, -1, C, -1, -1)).squeeze(1)
+    s = ni.gather(1, opp.expand(-1, -1, C, -1, -1)).squeeze(1)
+    d = o - s
+    dd = (d * d).sum(1, keepdim=True)
+    beta = (((image - s) * d).sum(1, keepdim=True) / dd.clamp_min(1e-12)).clamp(0.0, 1.0)
+    edge = ((c_other - coc).abs() >= min_jump_px) & ((c_same - coc).abs() < 0.5 * min_jump_px)
+    beta = torch.where(edge, beta * dd / (dd + contrast * contrast), torch.zeros_like(beta))
+    return beta, c_other
+
+
 def defocus_coc(image: torch.Tensor, coc: torch.Tensor, kernel: str | ApertureKernel = "disk", *,
                 layer_step_px: float = 1.0, max_layers: int = 64, occlusion: bool = True, fill_hidden: bool = True,
-                return_alpha: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                split_mixed: bool = True, return_alpha: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Layered defocus of ``image [B, C, H, W]`` given a signed CoC diameter map ``coc [B, 1, H, W]`` (pixels).
 
     See the module docstring. With ``fill_hidden`` the rays of a blurred layer that miss it near its silhouette
@@ -165,6 +204,10 @@ def defocus_coc(image: torch.Tensor, coc: torch.Tensor, kernel: str | ApertureKe
     step = layer_step(coc, layer_step_px, max_layers)
     grid = layer_grid(coc, step)  # [L] descending grid indices: near first
     w = layer_weights(coc, grid, step)  # [B, L, 1, H, W]
+    if split_mixed:
+        beta, c_other = mixed_pixels(image, coc, step)
+        beta = beta.unsqueeze(1)
+        w = (1.0 - beta) * w + beta * layer_weights(c_other, grid, step)
     radii = grid * (step / 2.0)
     stack = torch.cat([w * image.unsqueeze(1), w], dim=2)  # premultiplied colour + alpha
     blurred = blur_layers(stack, radii, kernel)
@@ -183,12 +226,20 @@ def defocus_coc(image: torch.Tensor, coc: torch.Tensor, kernel: str | ApertureKe
         own = w * trans  # how much each layer owns the pixel
         fill_c = (own * bk[:, :, :-1]).sum(1)
         fill_a = (own * bk[:, :, -1:]).sum(1)
-        missing = (own * (1.0 - alpha)).sum(1)
+        # coverage of the surface that owns layer l: a surface's tent weights span neighbouring layers, so its
+        # coverage is the sum over the layers it cannot occlude (closer than the occlusion gap)
+        same = ((grid[:, None] - grid[None, :]).abs() < OCCLUSION_GAP_STEPS - 0.5).to(alpha.dtype)
+        surface = torch.einsum("lj,bjchw->blchw", same, alpha)
+        missing = (own * (1.0 - surface).clamp_min(0.0)).sum(1)
         avail = (fill_a / missing.clamp_min(1e-6)).clamp(0.0, 1.0)
         deficit = (1.0 - den).clamp_min(0.0)
         gain = deficit * avail / fill_a.clamp_min(1e-6)
         num, den = num + gain * fill_c, den + gain * fill_a
     out = num / den.clamp_min(1e-6)
+    # a defocus averages input colours: clip the slight over/undershoot of band-limited kernels at sharp layer edges
+    lo = image.detach().amin(dim=(-2, -1), keepdim=True)
+    hi = image.detach().amax(dim=(-2, -1), keepdim=True)
+    out = torch.maximum(torch.minimum(out, hi), lo)
     return (out, den) if return_alpha else out
 
 
@@ -207,7 +258,7 @@ def soft_clamp_coc(coc: torch.Tensor, max_coc_px: float | None) -> torch.Tensor:
 def defocus(image: torch.Tensor, depth: torch.Tensor, fx: Any, aperture_m: Any, focus_m: Any,
             kernel: str | ApertureKernel = "disk", *, focal_length_m: Any = None, layer_step_px: float = 1.0,
             max_layers: int = 64, occlusion: bool = True, fill_hidden: bool = True,
-            max_coc_px: float | None = None) -> torch.Tensor:
+            max_coc_px: float | None = None, split_mixed: bool = True) -> torch.Tensor:
     """Thin-lens defocus of ``image [B, C, H, W]`` with metric ``depth [B, 1, H, W]`` (> 0).
 
     ``fx`` pixels, ``aperture_m`` and ``focus_m`` metres (floats or ``[B]`` tensors); ``focal_length_m`` switches to
@@ -216,7 +267,7 @@ def defocus(image: torch.Tensor, depth: torch.Tensor, fx: Any, aperture_m: Any, 
     """
     coc = soft_clamp_coc(signed_coc(depth, fx, aperture_m, focus_m, focal_length_m), max_coc_px)
     out = defocus_coc(image, coc, kernel, layer_step_px=layer_step_px, max_layers=max_layers, occlusion=occlusion,
-                      fill_hidden=fill_hidden)
+                      fill_hidden=fill_hidden, split_mixed=split_mixed)
     assert isinstance(out, torch.Tensor)
     return out
 
