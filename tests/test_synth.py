@@ -14,7 +14,7 @@ import pytest
 
 from recon.data.scene import Scene
 from recon.data.synth import SynthConfig, make_street
-from recon.data.synth.lens import vogel_disk
+from recon.data.synth.lens import subpixel_offsets, vogel_disk
 from recon.errors import ReconError
 
 TINY = dict(width=64, height=40, n_frames=3, defocus_frames=1, lens_samples=8, lidar_azimuth_steps=256,
@@ -190,6 +190,21 @@ def test_thin_lens_on_a_textured_plane() -> None:
               f"residual RMS {rms:.5f} (image std {img[inner].std():.3f})")
         assert abs(fitted - predicted) <= (0.03 if predicted > 1.5 else 0.05) * predicted
         assert rms < 0.05 * img[inner].std()
+
+
+@pytest.mark.parametrize("n", [4, 16])
+def test_subpixel_patterns_integrate_straight_edges(n: int) -> None:
+    """A vertical or horizontal silhouette at any sub-pixel position: the pattern's coverage estimate is off by at
+    most 1/(2n) of a pixel (every sample has its own, evenly spaced column and row: 1/8 for 4 samples, 1/32 for
+    16)."""
+    offs = subpixel_offsets(n)
+    assert offs.shape == (n, 2) and np.allclose(offs.mean(0), 0.0) and np.abs(offs).max() < 0.5
+    edges = np.linspace(-0.5, 0.5, 1001)
+    for axis in (0, 1):
+        assert len(np.unique(offs[:, axis].round(9))) == n
+        coverage = (offs[None, :, axis] > edges[:, None]).mean(1)
+        err = np.abs(coverage - (0.5 - edges)).max()
+        assert err <= 1.0 / (2 * n) + 1e-9
 
 
 def test_depth_range_and_sky(small_street: Scene) -> None:

@@ -57,7 +57,8 @@ class SynthConfig:
     lidar_azimuth_steps: int = 800
     """LiDAR azimuth samples per revolution (360 degrees)."""
     antialias: int = 4
-    """Sub-pixel samples per pinhole pixel (1 or 4); the finite-aperture images use the same sub-pixel pattern."""
+    """Sub-pixel samples per pinhole pixel (1, 4 or 16); the finite-aperture images use the same sub-pixel pattern
+    (``lens_samples`` should be a multiple of it)."""
     sensor_width_mm: float = 36.0
     """Sensor width of the synthetic cameras in millimetres (full frame, so defocus blur is visible)."""
 
@@ -99,8 +100,8 @@ class SynthConfig:
             raise bad("f-numbers must be positive and focus distances above 0.1 m")
         if self.test_every < 2:
             raise bad("test_every must be at least 2")
-        if self.antialias not in (1, 4):
-            raise bad(f"antialias must be 1 or 4, got {self.antialias}")
+        if self.antialias not in (1, 4, 16):
+            raise bad(f"antialias must be 1, 4 or 16, got {self.antialias}")
         if self.sensor_width_mm <= 0:
             raise bad("sensor_width_mm must be positive")
 
