@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -44,8 +45,9 @@ class BenchConfig:
     downscale: float = 1.0
     quick: bool = False
     """Smoke run for CI: a tiny street (96x64, 9 frames), 1 seed, baseline and lidar, at most 40 iterations."""
-    extra: tuple[str, ...] = ()
-    """Extra `recon train` flags passed to every run, e.g. --extra --init.max-points 20000."""
+    extra: str = ""
+    """Extra `recon train` flags passed to every run, as one shell-quoted string (attach it with "=" so it is not
+    read as a bench option): --extra="--init.max-points 20000 --loss.mv-weight 0.2"."""
 
 
 @dataclass
@@ -91,7 +93,7 @@ def run_one(scene_dir: Path, run_dir: Path, method: str, seed: int, cfg: BenchCo
         t = json.loads((run_dir / "train_summary.json").read_text())
         return RunResult(scene_dir.name, method, seed, m, t)
     argv = [method, "--data", str(scene_dir), "--out", str(run_dir), "--iters", str(cfg.iters), "--seed", str(seed),
-            "--downscale", str(cfg.downscale), "--no-eval-at-end", "--overwrite", *cfg.extra]
+            "--downscale", str(cfg.downscale), "--no-eval-at-end", "--overwrite", *shlex.split(cfg.extra)]
     if cfg.quick:
         argv += ["--init.max-points", "3000", "--init.far-points", "500", "--checkpoint-every", "0"]
     tcfg, desc = build_config(argv, "recon train")

@@ -45,6 +45,8 @@ class MatchArgs:
     """Largest reprojection error (pixels) of a reliable point, in both views."""
     min_angle_deg: float = 1.0
     """Smallest triangulation angle (degrees) of a reliable point."""
+    max_rel_depth_per_px: float = 0.2
+    """Largest relative depth change per pixel of match error of a reliable point (depth sensitivity)."""
     depth_max: float = 80.0
     """Far end of the depth range (metres) used for the frustum-overlap test."""
 
@@ -74,7 +76,8 @@ def main(argv: list[str], prog: str = "recon match") -> int:
     cfg = SupervisionConfig(
         max_side=args.max_side, min_matches=args.min_matches,
         pairs=PairConfig(depth_max=args.depth_max),
-        triangulation=TriangulationConfig(max_reproj_px=args.max_reproj_px, min_angle_deg=args.min_angle_deg),
+        triangulation=TriangulationConfig(max_reproj_px=args.max_reproj_px, min_angle_deg=args.min_angle_deg,
+                                          max_rel_depth_per_px=args.max_rel_depth_per_px),
     )
     sup = MultiViewSupervision(scene, args.matcher, args.cache, frames, cfg, args.loftr_weights)
     print(f"matcher: {sup.matcher.describe()}")

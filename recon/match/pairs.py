@@ -1,9 +1,8 @@
 """Which views to match: temporal neighbours of one camera and neighbouring cameras at the same time.
 
 For each camera, frames are ordered by timestamp (then index) and each is paired with the next one and, by
-default, the two after it (``temporal_steps`` 1, 2, 3): with a forward-moving car a longer baseline shrinks the
-relative depth error of a triangulated point and lets farther points pass the angle and sensitivity filters
-(adjacent frames of the synthetic street's front camera give almost no point above the 1 degree angle). Cameras are
+default, the one after (``temporal_steps``): with a forward-moving car the doubled baseline halves the relative
+depth error of a triangulated point and lets farther points pass the sensitivity filter. Cameras are
 ordered by their yaw relative to a reference camera of the rig (averaged over time), and each camera's frame is
 paired with the frame of the next camera in that order taken closest in time (within half a frame interval). A
 candidate is kept only when the camera centres are at least ``min_baseline_m`` apart (a pure rotation has nothing
@@ -38,7 +37,7 @@ class PairConfig:
 
     temporal: bool = True
     cross: bool = True
-    temporal_steps: tuple[int, ...] = (1, 2, 3)
+    temporal_steps: tuple[int, ...] = (1, 2)
     depth_min: float = 2.0
     depth_max: float = 80.0
     min_overlap: float = 0.1

@@ -12,7 +12,9 @@ on the larger of the two reprojection errors (median + ``mad_k`` * 1.4826 * MAD 
 Depth sensitivity: ``rel_depth_per_px`` is the relative depth change caused by a one-pixel shift of the match
 along the epipolar line, the worse of the two views (computed exactly by moving the point along each ray and
 reprojecting into the other view). It grows as 1 / (focal * angle) and is large near the epipole of a forward-moving
-camera, where the triangulation angle alone says little. Points above ``max_rel_depth_per_px`` are dropped.
+camera, where the triangulation angle alone says little. Points above ``max_rel_depth_per_px`` (default 0.2: the
+sensitivity-weighted loss still uses the points between 0.1 and 0.2, which are most of the near-range points of
+small images, at a tenth of the weight of the best ones or less) are dropped.
 
 Weight of a kept point, in (0, 1]:
 ``confidence * min(1, rel_ref / rel_depth_per_px) / (1 + (err / reproj_sigma_px)^2)``: the sensitivity term
@@ -39,7 +41,7 @@ class TriangulationConfig:
     depth_min: float = 0.3
     depth_max: float = 250.0
     mad_k: float = 4.0
-    max_rel_depth_per_px: float = 0.1
+    max_rel_depth_per_px: float = 0.2
     rel_ref: float = 0.01
     reproj_sigma_px: float = 0.5
 

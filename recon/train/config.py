@@ -79,6 +79,10 @@ class LossConfig:
     mv_weight: float = 0.0
     """Multi-view consistency loss (preset 'mv')."""
     mv_start: int = 200
+    mv_max_rel_depth_per_px: float = 0.2
+    """Keep triangulated points whose depth moves by at most this fraction per pixel of match error (larger: more
+    points, near the epipole and at short baselines, each weighted down by that sensitivity; see
+    recon.match.triangulate)."""
 
 
 @dataclass

@@ -23,12 +23,14 @@ class MultiViewSupervisionTerm:
     name = "mv"
 
     def __init__(self, trainer: Trainer) -> None:
-        from recon.match.supervision import MultiViewSupervision
+        from recon.match.supervision import MultiViewSupervision, SupervisionConfig
+        from recon.match.triangulate import TriangulationConfig
 
         cfg = trainer.cfg.loss
         self.weight, self.start = cfg.mv_weight, cfg.mv_start
         ids = [v.frame.id for v in trainer.views]
-        sup = MultiViewSupervision(trainer.scene, frames=ids).prepare()
+        config = SupervisionConfig(triangulation=TriangulationConfig(max_rel_depth_per_px=cfg.mv_max_rel_depth_per_px))
+        sup = MultiViewSupervision(trainer.scene, frames=ids, config=config).prepare()
         self.targets = {}
         for v in trainer.views:
             t = sup.targets_for(v.frame.id)
