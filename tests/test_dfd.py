@@ -174,6 +174,25 @@ def test_cli_pair_stack_single(tmp_path, planes, pair) -> None:
     assert rc == 2 and not (tmp_path / "bad").exists()
 
 
+def test_cli_bad_lens_values_are_one_line_errors(tmp_path, planes, pair, capsys) -> None:
+    scene, img, depth = planes
+    write_image(tmp_path / "s.png", img)
+    write_image(tmp_path / "l.png", img)
+    pair_args = ["dfd", "pair", str(tmp_path / "s.png"), str(tmp_path / "l.png"), "--fx", str(scene.fx),
+                 "--out", str(tmp_path / "bad")]
+    cases = [(pair_args + ["--f-number-small", "0", "--f-number-large", "1", "--focus-m", "5"], "--f-number-small"),
+             (pair_args + ["--f-number-small", "8", "--f-number-large", "0", "--focus-m", "5"], "--f-number-large"),
+             (pair_args + ["--f-number-small", "8", "--f-number-large", "1", "--focus-m", "0"], "--focus-m"),
+             (["dfd", "stack", str(tmp_path / "s.png"), str(tmp_path / "l.png"), "--focus-m", "3", "10",
+               "--f-number", "0", "--out", str(tmp_path / "bad")], "--f-number")]
+    for argv, flag in cases:
+        capsys.readouterr()
+        rc = recon_main(argv)
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and f"{flag} must be positive" in err and len(err.splitlines()) == 1, (argv, err)
+        assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("recon.data.synth") is None, reason="recon.data.synth not built yet")
 def test_pair_and_stack_dfd_on_street_report_bands(small_street) -> None:
     """Every aperture pair and the focal stack of the street's true finite-aperture images, by band.

@@ -133,6 +133,9 @@ def pair_main(argv: list[str], prog: str) -> int:
     if small.shape != large.shape:
         raise ReconError(f"{a.large}: image is {large.shape[1]}x{large.shape[0]} but {a.small} is "
                          f"{small.shape[1]}x{small.shape[0]}")
+    for flag, n in (("--f-number-small", a.f_number_small), ("--f-number-large", a.f_number_large)):
+        if not n > 0:
+            raise ReconError(f"{flag} must be positive, got {n}")
     if not a.f_number_large < a.f_number_small:
         raise ReconError(f"--f-number-large ({a.f_number_large}) must be smaller than --f-number-small "
                          f"({a.f_number_small})")
