@@ -41,11 +41,11 @@ class MatchArgs:
     """Images are resized to at most this many pixels on their longer side before matching."""
     min_matches: int = 20
     """Pairs with fewer matches are skipped."""
-    max_reproj_px: float = 1.0
+    max_reproj_px: float = TriangulationConfig.max_reproj_px
     """Largest reprojection error (pixels) of a reliable point, in both views."""
-    min_angle_deg: float = 1.0
+    min_angle_deg: float = TriangulationConfig.min_angle_deg
     """Smallest triangulation angle (degrees) of a reliable point."""
-    max_rel_depth_per_px: float = 0.2
+    max_rel_depth_per_px: float = TriangulationConfig.max_rel_depth_per_px
     """Largest relative depth change per pixel of match error of a reliable point (depth sensitivity)."""
     depth_max: float = 80.0
     """Far end of the depth range (metres) used for the frustum-overlap test."""

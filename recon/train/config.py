@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from recon.match.triangulate import TriangulationConfig
 from recon.model.init_points import InitConfig
 
 
@@ -79,7 +80,7 @@ class LossConfig:
     mv_weight: float = 0.0
     """Multi-view consistency loss (preset 'mv')."""
     mv_start: int = 200
-    mv_max_rel_depth_per_px: float = 0.2
+    mv_max_rel_depth_per_px: float = TriangulationConfig.max_rel_depth_per_px
     """Keep triangulated points whose depth moves by at most this fraction per pixel of match error (larger: more
     points, near the epipole and at short baselines, each weighted down by that sensitivity; see
     recon.match.triangulate)."""
