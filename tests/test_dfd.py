@@ -174,8 +174,8 @@ def test_cli_pair_stack_single(tmp_path, planes, pair) -> None:
     assert rc == 2 and not (tmp_path / "bad").exists()
 
 
-def test_cli_bad_lens_values_are_one_line_errors(tmp_path, planes, pair, capsys) -> None:
-    scene, img, depth = planes
+def test_cli_bad_lens_values_are_one_line_errors(tmp_path, planes, capsys) -> None:
+    scene, img, _ = planes
     write_image(tmp_path / "s.png", img)
     write_image(tmp_path / "l.png", img)
     pair_args = ["dfd", "pair", str(tmp_path / "s.png"), str(tmp_path / "l.png"), "--fx", str(scene.fx),
