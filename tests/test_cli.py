@@ -39,6 +39,8 @@ def test_presets_apply_and_reject_unknown(tmp_path: Path) -> None:
     assert split_preset(["full", "--data", "x"]) == ("full", ["--data", "x"])
     cfg, _ = build_config(["--data", "d", "--out", "o", "full", "--iters", "7"], "recon train")
     assert cfg.loss.dof_weight > 0 and cfg.loss.mv_weight > 0 and cfg.iters == 7 and cfg.preset == "full"
+    mv, _ = build_config(["--data", "d", "--out", "o", "mv", "--loss.mv-behind-scale", "0.5"], "recon train")
+    assert mv.loss.mv_normalise == "count" and mv.loss.mv_behind_scale == 0.5
     base, _ = build_config(["--data", "d", "--out", "o"], "recon train")
     assert base.loss.dof_weight == 0 and base.loss.mv_weight == 0 and base.preset == "baseline"
     bad = tmp_path / "bad.toml"

@@ -148,3 +148,64 @@ def test_same_value_on_cuda() -> None:
     gpu = multiview_depth_loss(depth.cuda(), pix.cuda(), target.cuda(), w.cuda())
     assert gpu.device.type == "cuda"
     assert gpu.item() == pytest.approx(cpu.item(), rel=1e-5)
+
+
+def test_behind_scale_softens_only_the_pull_on_depth_rendered_behind_its_target() -> None:
+    g = torch.Generator().manual_seed(3)
+    depth = (10.0 + 5.0 * torch.rand(12, 16, generator=g, dtype=torch.float64)).requires_grad_(True)
+    pix = torch.tensor([[3.5, 4.5], [10.5, 7.5]], dtype=torch.float64)  # pixel centres: samples are pixel values
+    here = torch.stack([depth[4, 3], depth[7, 10]]).detach()
+    # point 0: target 20% nearer than rendered (rendered behind it, r > 0); point 1: target 20% farther (r < 0)
+    target = here * torch.tensor([0.8, 1.2], dtype=torch.float64)
+    full = multiview_depth_loss(depth, pix, target, loss="l1")
+    soft = multiview_depth_loss(depth, pix, target, loss="l1", behind_scale=0.25)
+    r = torch.log(here / target)
+    assert full.item() == pytest.approx(r.abs().mean().item(), rel=1e-9)
+    assert soft.item() == pytest.approx((0.25 * r[0].abs() + r[1].abs()).item() / 2, rel=1e-9)
+    (grad,) = torch.autograd.grad(soft, depth)
+    (grad_full,) = torch.autograd.grad(multiview_depth_loss(depth, pix, target, loss="l1"), depth)
+    assert grad[4, 3].item() == pytest.approx(0.25 * grad_full[4, 3].item(), rel=1e-9)
+    assert grad[7, 10].item() == pytest.approx(grad_full[7, 10].item(), rel=1e-9)
+    assert grad[4, 3] > 0 > grad[7, 10]  # still pulls the behind point forward, only more gently
+    with pytest.raises(ValueError, match="behind_scale"):
+        multiview_depth_loss(depth, pix, target, behind_scale=-1.0)
+
+
+def test_count_normalisation_makes_weights_absolute_confidences() -> None:
+    g = torch.Generator().manual_seed(4)
+    depth = 5.0 + 20.0 * torch.rand(20, 30, generator=g)
+    pix = torch.rand(40, 2, generator=g) * torch.tensor([30.0, 20.0])
+    target = 5.0 + 20.0 * torch.rand(40, generator=g)
+    w = 0.5 + torch.rand(40, generator=g)
+    by_weights = multiview_depth_loss(depth, pix, target, w)
+    by_count = multiview_depth_loss(depth, pix, target, w, normalise="count")
+    # the weighted mean ignores a global factor on the weights; the per-point sum scales with it
+    assert multiview_depth_loss(depth, pix, target, 0.1 * w).item() == pytest.approx(by_weights.item(), rel=1e-5)
+    assert multiview_depth_loss(depth, pix, target, 0.1 * w, normalise="count").item() == pytest.approx(
+        0.1 * by_count.item(), rel=1e-5)
+    # with unit weights both are the plain mean; points outside the image do not count in N
+    ones = torch.ones(40)
+    assert multiview_depth_loss(depth, pix, target, ones, normalise="count").item() == pytest.approx(
+        multiview_depth_loss(depth, pix, target, ones).item(), rel=1e-6)
+    far_out = torch.cat([pix, torch.tensor([[100.0, 100.0]])])
+    assert multiview_depth_loss(depth, far_out, torch.cat([target, torch.tensor([1.0])]),
+                                torch.cat([w, torch.tensor([1.0])]), normalise="count").item() == pytest.approx(
+        by_count.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="normalise"):
+        multiview_depth_loss(depth, pix, target, w, normalise="sum")  # type: ignore[arg-type]
+
+
+def test_trainer_rescales_weights_to_unit_mean_over_the_scene() -> None:
+    from recon.train.supervision_mv import unit_mean_weights
+
+    pix = torch.zeros(3, 2)
+    targets = {"a": (pix, torch.ones(3), torch.tensor([0.2, 0.2, 0.2])),
+               "b": (pix[:1], torch.ones(1), torch.tensor([1.4])),
+               "empty": (pix[:0], torch.ones(0), torch.ones(0))}
+    out = unit_mean_weights(targets)
+    all_w = torch.cat([w for _, _, w in out.values()])
+    assert all_w.mean().item() == pytest.approx(1.0, rel=1e-6)
+    # one factor for every view: the unreliable view keeps its lower weights, relative to the reliable one
+    torch.testing.assert_close(out["a"][2], torch.full((3,), 0.2 / 0.5))
+    torch.testing.assert_close(out["b"][2], torch.tensor([1.4 / 0.5]))
+    assert unit_mean_weights({"none": targets["empty"]})["none"][2].numel() == 0

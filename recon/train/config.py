@@ -84,6 +84,14 @@ class LossConfig:
     """Keep triangulated points whose depth moves by at most this fraction per pixel of match error (larger: more
     points, near the epipole and at short baselines, each weighted down by that sensitivity; see
     recon.match.triangulate)."""
+    mv_behind_scale: float = 1.0
+    """Scale of the penalty where rendered depth lies behind its target; below 1 trades near-band depth accuracy for
+    image quality (occlusion-edge targets, which sit in front of the true surface, pull less; see
+    recon.losses.multiview)."""
+    mv_normalise: Literal["weights", "count"] = "count"
+    """'count': weights are rescaled to average 1 over the scene and each view's loss is sum(w * error) / points, so
+    a view whose points are unreliable pulls less; 'weights': each view's loss is its weighted mean error, so every
+    view pulls equally hard (see recon.losses.multiview)."""
 
 
 @dataclass

@@ -19,6 +19,23 @@ if TYPE_CHECKING:
     from recon.train.trainer import Trainer
 
 
+Targets = dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def unit_mean_weights(targets: Targets) -> Targets:
+    """Rescale every view's point weights by one factor so they average 1 over all views' points.
+
+    With the loss's "count" normalisation the weights are absolute confidences; averaging 1 keeps ``mv_weight``'s
+    meaning (a view whose points are all of average reliability contributes its mean error) while a view whose points
+    are less reliable than the scene's average pulls less.
+    """
+    n = sum(len(w) for _, _, w in targets.values())
+    total = sum(float(w.sum()) for _, _, w in targets.values())
+    if n == 0 or total <= 0:
+        return targets
+    return {k: (p, d, w * (n / total)) for k, (p, d, w) in targets.items()}
+
+
 class MultiViewSupervisionTerm:
     name = "mv"
 
@@ -28,10 +45,11 @@ class MultiViewSupervisionTerm:
 
         cfg = trainer.cfg.loss
         self.weight, self.start = cfg.mv_weight, cfg.mv_start
+        self.behind_scale, self.normalise = cfg.mv_behind_scale, cfg.mv_normalise
         ids = [v.frame.id for v in trainer.views]
         config = SupervisionConfig(triangulation=TriangulationConfig(max_rel_depth_per_px=cfg.mv_max_rel_depth_per_px))
         sup = MultiViewSupervision(trainer.scene, frames=ids, config=config).prepare()
-        self.targets = {}
+        self.targets: Targets = {}
         for v in trainer.views:
             t = sup.targets_for(v.frame.id)
             sx = v.width / v.frame.camera.width
@@ -40,6 +58,8 @@ class MultiViewSupervisionTerm:
             self.targets[v.frame.id] = (pix.to(trainer.device), t.depth.to(trainer.device),
                                         t.weights.to(trainer.device))
         self.n_points = sum(len(t[1]) for t in self.targets.values())
+        if self.normalise == "count":
+            self.targets = unit_mean_weights(self.targets)
 
     def __call__(self, step: int, view: View, out: RenderOutput) -> dict[str, torch.Tensor]:
         if step < self.start:
@@ -47,4 +67,6 @@ class MultiViewSupervisionTerm:
         pix, depth, w = self.targets[view.frame.id]
         if len(depth) == 0:
             return {}
-        return {"mv": self.weight * multiview_depth_loss(out.depth, pix, depth, w)}
+        loss = multiview_depth_loss(out.depth, pix, depth, w, behind_scale=self.behind_scale,
+                                    normalise=self.normalise)
+        return {"mv": self.weight * loss}
