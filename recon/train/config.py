@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from recon.losses.multiview import Normalise
 from recon.match.triangulate import TriangulationConfig
 from recon.model.init_points import InitConfig
 
@@ -88,7 +89,7 @@ class LossConfig:
     """Scale of the penalty where rendered depth lies behind its target; below 1 trades near-band depth accuracy for
     image quality (occlusion-edge targets, which sit in front of the true surface, pull less; see
     recon.losses.multiview)."""
-    mv_normalise: Literal["weights", "count"] = "count"
+    mv_normalise: Normalise = "count"
     """'count': weights are rescaled to average 1 over the scene and each view's loss is sum(w * error) / points, so
     a view whose points are unreliable pulls less; 'weights': each view's loss is its weighted mean error, so every
     view pulls equally hard (see recon.losses.multiview)."""
