@@ -19,6 +19,19 @@ ships only the *relative* (affine-invariant) Depth Anything V2 models, not the m
 
 Output: metric z-depth (float32 [H, W], metres) at the frame's resolution; optionally aligned to the frame's
 sparse LiDAR / SfM depth with :mod:`recon.priors.scale` (scale only: the model is already metric).
+
+No packaged weights (checked 2026-12, every monocular-depth package in PyPI's name list, wheels unpacked): none
+ships a depth network's weights, so there is no default model and ``--weights`` (or the hub cache) is required.
+Code only, weights fetched at run time from the Hugging Face hub, torch.hub or the authors' URLs: monodepth2 1.0.0,
+manydepth 1.0.0, depth-anything-3 0.1.1, awesome-depth-anything-3 1.0.0, depth-estimation 0.1.3, panodac 0.1.1,
+dlr-moge 2.0.0, cars-monocular-plugin 0.2.0, controlnet-aux 0.0.10, monopriors 0.1.0, pyrobovision 3.3.1,
+atoolkitdpt 0.0.2, mgolddepthlib 0.2.2, depthflow 1.0.1, parallax-maker 1.0.3, citygaze 0.1.0, spatial-maker
+0.1.0, depthlib 0.1.1, aelion-vision 1.9.0. Network code without any weights: jkp-depth-anything-v2 0.1.1
+(relative Depth Anything V2, imports torchvision), rgbd-depth 1.0.3. vsmidas 1.1.0's ``models/dpt_*.pt`` are
+0-byte placeholders. depth-anything-v2 0.1.0 has no installable file. Not monocular networks: depthy 0.4.0,
+depthgen 0.2, depth2normal 2.0.1, depthml 0.2.0, dpt 1.2.3, stereo-matching 0.2.0, stereodemo 0.7 (sample
+images only), depz-camera-sdk 0.2.7, monstereo 0.2.3, HITrack 1.0.4, depthai-nodes 0.7.0. Outside PyPI: npm's
+@tensorflow-models/depth-estimation 0.0.4 (portrait model, weights from TF Hub), no Debian package.
 """
 
 from __future__ import annotations
@@ -72,7 +85,7 @@ def resolve_weights(weights: str | Path | None) -> Path:
     raise ReconError(
         f"no monocular depth weights: put one of {', '.join(DA2_METRIC_FILES.values())} (Depth Anything V2 "
         f"metric outdoor) in {hub}, or pass --weights PATH (that file, or a TorchScript export); recon never "
-        "downloads weights")
+        "downloads weights and no PyPI package ships any (checked 2026-12, see recon/priors/mono.py)")
 
 
 def is_torchscript(path: Path) -> bool:
