@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "dfd": ("recon.priors.dfd_cli", "depth from defocus: aperture pair, focal stack, single image", None),
     "depth": ("recon.priors.cli", "compute metric depth priors for a scene (lidar, sfm, mono, dfd)", None),
     "match": ("recon.match.cli", "match neighbouring views, triangulate, report reliable points per pair", None),
+    "sfm": ("recon.sfm.cli", "structure from motion with the scene's known poses: matches, pycolmap triangulation, "
+            "points3d.npy", None),
 }
 
 PENDING_ISSUE: dict[str, str] = {

@@ -7,7 +7,8 @@ Layout (paths in ``scene.json`` are relative to the folder)::
     depth/<frame>.npy           optional, float32 z-depth in metres along the camera's optical axis, 0 = unknown
     lidar/<sweep>.npy           optional, float32 (N, 3) or (N, 4: x, y, z, intensity) points in the WORLD frame
     masks/sky/<frame>.png       optional, 255 = sky
-    points3d.npy                optional, float32 (N, 6) SfM points: x, y, z (world, metres), r, g, b in [0, 1]
+    points3d.npy                optional, float32 (N, 6+) SfM points: x, y, z (world, metres), r, g, b in [0, 1]; from
+                                `recon sfm` (N, 8): + track length (frames), mean reprojection error (pixels)
     defocus/<...>.png           optional, true finite-aperture images of a frame (synthetic scenes)
 
 Conventions: OpenCV camera axes (x right, y down, z forward); ``cam2world`` is 4x4 and maps camera coordinates to
@@ -194,6 +195,23 @@ def load_points(path: str | Path) -> np.ndarray:
     return pts[np.isfinite(pts[:, :3]).all(axis=1)]
 
 
+def set_points_entry(root: str | Path, points: str | Path) -> Path:
+    """Point ``root/scene.json``'s ``"points3d"`` entry at ``points`` (a file inside ``root``), atomically, leaving
+    every other entry of the file as it is. Returns the scene.json path."""
+    root = Path(root)
+    path = root / "scene.json"
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SceneError(f"{path}: cannot update the points3d entry ({type(exc).__name__})") from None
+    try:
+        rel = Path(points).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise SceneError(f"{points}: the points file must be inside the scene folder {root}") from None
+    raw["points3d"] = rel
+    return atomic_write_json(path, raw)
+
+
 @dataclass
 class Scene:
     """A loaded scene folder. Build one in memory and ``save`` it, or ``Scene.load`` an existing folder."""
@@ -233,7 +251,8 @@ class Scene:
         return any(f.depth_path is not None for f in self.frames)
 
     def load_sfm_points(self) -> np.ndarray | None:
-        """SfM points (N, 6): xyz world metres, rgb in [0, 1]; None when the scene has none."""
+        """SfM points (N, 6): xyz world metres, rgb in [0, 1]; None when the scene has none. Extra columns (track
+        length and reprojection error from ``recon sfm``) are dropped; a file of 3 columns gets grey."""
         if self.points_path is None:
             return None
         pts = load_points(self.points_path)
