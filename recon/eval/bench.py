@@ -25,6 +25,9 @@ from recon.errors import ReconError
 from recon.io.atomic import atomic_write_json, atomic_write_text
 
 BANDS = ("near", "mid", "far", "overall")
+# summary key -> key of recon.eval.consistency's reprojection summary (depth checks that need no ground truth)
+REPROJECTION_KEYS = {"reproj_depth_rel_err": "depth_rel_err", "reproj_consistent": "consistent",
+                     "reproj_photo_l1": "photo_l1"}
 
 
 @dataclass
@@ -105,7 +108,18 @@ def run_one(scene_dir: Path, run_dir: Path, method: str, seed: int, cfg: BenchCo
     return RunResult(scene_dir.name, method, seed, metrics, summary)
 
 
-def _agg(vals: list[float]) -> tuple[float, float]:
+def strict_json(x: Any) -> Any:
+    """``x`` with every NaN or infinite float replaced by None, so results.json is strict JSON (RFC 8259)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: strict_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [strict_json(v) for v in x]
+    return x
+
+
+def _agg(vals: list[float | None]) -> tuple[float, float]:
     v = [x for x in vals if x is not None and not (isinstance(x, float) and math.isnan(x))]
     if not v:
         return math.nan, math.nan
@@ -121,6 +135,9 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
         row: dict[str, Any] = {"n_seeds": len(rs)}
         row["psnr"] = _agg([r.metrics["psnr"] for r in rs])
         row["ssim"] = _agg([r.metrics["ssim"] for r in rs])
+        row["lpips"] = _agg([r.metrics.get("lpips") for r in rs])
+        for key, src in REPROJECTION_KEYS.items():
+            row[key] = _agg([(r.metrics.get("reprojection") or {}).get(src) for r in rs])
         row["train_s_per_iter"] = _agg([r.train.get("train_seconds", math.nan) / max(1, r.train.get("iters", 1))
                                         for r in rs])
         for b in BANDS:
@@ -132,6 +149,9 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
     for m in methods:
         rs = [r for r in results if r.method == m]
         overall[m] = {"psnr": _agg([r.metrics["psnr"] for r in rs])[0],
+                      "ssim": _agg([r.metrics["ssim"] for r in rs])[0],
+                      **{key: _agg([(r.metrics.get("reprojection") or {}).get(src) for r in rs])[0]
+                         for key, src in REPROJECTION_KEYS.items()},
                       "train_s_per_iter": _agg([r.train.get("train_seconds", math.nan) / max(1, r.train.get("iters", 1))
                                                 for r in rs])[0],
                       **{f"absrel_{b}": _agg([(r.metrics.get("depth") or {}).get(b, {}).get("abs_rel", math.nan)
@@ -139,34 +159,63 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
     return {"per_scene": table, "per_method": overall}
 
 
+def _has_depth(rows: dict[str, Any]) -> bool:
+    """Whether a scene's runs have depth metrics (ground-truth depth or LiDAR on the test views)."""
+    return any(not math.isnan(r["absrel_overall"][0]) for r in rows.values())
+
+
 def markdown(summary: dict[str, Any], cfg: BenchConfig) -> str:
+    """results.md: a depth table for scenes with depth ground truth, an image + reprojection table for the others
+    (real footage without LiDAR), then each method relative to the baselines."""
     lines = [f"Iterations {cfg.iters}; mean ± std over seeds {cfg.seeds}.", ""]
-    hdr = "| scene | method | PSNR dB | SSIM | AbsRel near | AbsRel mid | AbsRel far | AbsRel all | s/iter |"
-    lines += [hdr, "|" + "---|" * 9]
 
-    def f(v: tuple[float, float], p: int = 3) -> str:
-        return "n/a" if math.isnan(v[0]) else f"{v[0]:.{p}f} ± {v[1]:.{p}f}"
+    def f(v: tuple[float, float], p: int = 3, scale: float = 1.0, unit: str = "") -> str:
+        return "n/a" if math.isnan(v[0]) else f"{scale * v[0]:.{p}f}{unit} ± {scale * v[1]:.{p}f}{unit}"
 
-    for scene, rows in summary["per_scene"].items():
-        for method, r in rows.items():
-            lines.append(f"| {scene} | {method} | {f(r['psnr'], 2)} | {f(r['ssim'])} | {f(r['absrel_near'])} | "
-                         f"{f(r['absrel_mid'])} | {f(r['absrel_far'])} | {f(r['absrel_overall'])} | "
-                         f"{f(r['train_s_per_iter'], 2)} |")
+    per_scene = summary["per_scene"]
+    gt = {s: rows for s, rows in per_scene.items() if _has_depth(rows)}
+    real = {s: rows for s, rows in per_scene.items() if s not in gt}
+    if gt:
+        hdr = "| scene | method | PSNR dB | SSIM | AbsRel near | AbsRel mid | AbsRel far | AbsRel all | s/iter |"
+        lines += [hdr, "|" + "---|" * 9]
+        for scene, rows in gt.items():
+            for method, r in rows.items():
+                lines.append(f"| {scene} | {method} | {f(r['psnr'], 2)} | {f(r['ssim'])} | {f(r['absrel_near'])} | "
+                             f"{f(r['absrel_mid'])} | {f(r['absrel_far'])} | {f(r['absrel_overall'])} | "
+                             f"{f(r['train_s_per_iter'], 2)} |")
+    if real:
+        if gt:
+            lines.append("")
+        lines += ["Scenes without depth ground truth: image metrics on the held-out views and the multi-view "
+                  "consistency of rendered depth (each test view against its nearest training view, "
+                  "recon.eval.consistency).", "",
+                  "| scene | method | PSNR dB | SSIM | LPIPS | median depth disagreement | pixels within 5% "
+                  "| photometric L1 | s/iter |", "|" + "---|" * 9]
+        for scene, rows in real.items():
+            for method, r in rows.items():
+                lines.append(f"| {scene} | {method} | {f(r['psnr'], 2)} | {f(r['ssim'])} | {f(r['lpips'])} | "
+                             f"{f(r['reproj_depth_rel_err'], 1, 100, '%')} | {f(r['reproj_consistent'], 1, 100, '%')}"
+                             f" | {f(r['reproj_photo_l1'])} | {f(r['train_s_per_iter'], 2)} |")
     pm = summary["per_method"]
     for ref, why in (("baseline", "the weak baseline"), ("lidar", "the strong conventional baseline")):
         if ref not in pm:
             continue
+        # relative changes of the depth bands where depth ground truth exists, of the reprojection disagreement
+        # where it does not
+        cols = ([("far AbsRel change", "absrel_far"), ("near AbsRel change", "absrel_near"),
+                 ("mid AbsRel change", "absrel_mid")] if gt
+                else [("depth disagreement change", "reproj_depth_rel_err")])
+        cols.append(("time/iter change", "train_s_per_iter"))
         lines += ["", f"Relative to {ref}, {why} (mean over scenes and seeds):", "",
-                  "| method | ΔPSNR dB | far AbsRel change | near AbsRel change | mid AbsRel change "
-                  "| time/iter change |",
-                  "|---|---|---|---|---|---|"]
+                  "| method | ΔPSNR dB | ΔSSIM | " + " | ".join(c for c, _ in cols) + " |",
+                  "|" + "---|" * (3 + len(cols))]
         b = pm[ref]
         for m, r in pm.items():
             def rel(key: str, r: dict[str, Any] = r, b: dict[str, Any] = b) -> str:
                 return "n/a" if not b[key] or math.isnan(b[key]) or math.isnan(r[key]) else \
                     f"{100 * (r[key] - b[key]) / b[key]:+.1f}%"
-            lines.append(f"| {m} | {r['psnr'] - b['psnr']:+.2f} | {rel('absrel_far')} | {rel('absrel_near')} | "
-                         f"{rel('absrel_mid')} | {rel('train_s_per_iter')} |")
+            lines.append(f"| {m} | {r['psnr'] - b['psnr']:+.2f} | {r['ssim'] - b['ssim']:+.3f} | "
+                         + " | ".join(rel(k) for _, k in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -254,6 +303,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
               "summary": summary,
               "runs": [{"scene": r.scene, "method": r.method, "seed": r.seed, "train": r.train,
                         "metrics": {k: v for k, v in r.metrics.items() if k != "per_view"}} for r in results]}
+    report = strict_json(report)
     atomic_write_json(cfg.out / "results.json", report)
     md = markdown(summary, cfg)
     atomic_write_text(cfg.out / "results.md", md)

@@ -187,9 +187,46 @@ def compute_prior(scene: Scene, frame: Frame, source: str, *, cache_dir: str | P
     return prior
 
 
+def mono_weights_available() -> bool:
+    """Whether a monocular depth network's weights are on disk (the torch hub cache; never downloaded)."""
+    from recon.priors.mono import resolve_weights
+
+    try:
+        resolve_weights(None)
+    except ReconError:
+        return False
+    return True
+
+
+def training_source(scene: Scene, source: str) -> tuple[str, dict[str, Any]]:
+    """The prior source and options a training run uses for ``--loss.dof-prior SOURCE``.
+
+    ``auto`` is the best *real* prior the scene allows: a monocular network when its weights are on disk, scaled to
+    the scene's LiDAR or SfM points; else the scene's densified LiDAR; else its densified SfM points
+    (``recon sfm``). ``mono`` is aligned the same way. The simulated prior (synthetic scenes only, a test fixture)
+    is used only when asked for by name.
+    """
+    sparse = "lidar" if scene.has_lidar() else ("sfm" if scene.points_path is not None else None)
+    if source == "auto":
+        if mono_weights_available() and sparse is not None:
+            return "mono", {"align": sparse}
+        if sparse is None:
+            raise ReconError(f"{scene.root}: no metric depth for the depth prior (no LiDAR, no SfM points, no mono "
+                             "weights); run `recon sfm --data SCENE` first or pass --loss.dof-prior")
+        return sparse, {}
+    if source == "mono":
+        if sparse is None:
+            raise ReconError(f"{scene.root}: the mono prior is scaled to LiDAR or SfM points and the scene has "
+                             "neither; run `recon sfm --data SCENE` first")
+        return "mono", {"align": sparse}
+    return source, {}
+
+
 def prior_for_training(scene: Scene, frame: Frame, source: str, seed: int = 0) -> DepthPrior:
-    """The prior a training run uses for ``frame``: ``compute_prior`` with its default options (cached), the
-    simulated source drawn with the run's ``seed`` (each seed its own draw, as a different network would be)."""
+    """The prior a training run uses for ``frame`` (source resolved by :func:`training_source`): ``compute_prior``
+    with its default options (cached), the simulated source drawn with the run's ``seed`` (each seed its own draw,
+    as a different network would be)."""
     if source == "simulated":
         return compute_prior(scene, frame, source, seed=seed)
-    return compute_prior(scene, frame, source)
+    name, opts = training_source(scene, source)
+    return compute_prior(scene, frame, name, **opts)

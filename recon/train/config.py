@@ -65,8 +65,10 @@ class LossConfig:
     lidar_depth_kind: Literal["inverse_l1", "l1"] = "inverse_l1"
     dof_weight: float = 0.0
     """Depth-of-field loss (preset 'dof'); needs recon.optics and a metric prior."""
-    dof_prior: str = "simulated"
-    """Prior feeding the DoF loss: lidar, sfm, mono, simulated (synthetic scenes only), dfd."""
+    dof_prior: str = "auto"
+    """Prior feeding the DoF loss: auto (mono when its weights are on disk, else LiDAR, else SfM points; see
+    recon.priors.registry.training_source), lidar, sfm, mono, dfd, or simulated (synthetic scenes only: ground truth
+    degraded with a real model's error profile, a test fixture)."""
     dof_focus_count: int = 3
     """Virtual lenses calibrated over the prior's whole depth range (focus at quantiles in inverse depth)."""
     dof_max_blur_px: float = 6.0
