@@ -27,13 +27,20 @@ class InfoArgs:
     """Validate a scene folder (every file it names must exist) and print its summary."""
 
     scene: Annotated[Path, tyro.conf.Positional]
+    deep: bool = False
+    """Also decode every image, depth map, mask, LiDAR sweep and point file (what `recon train` does up front)."""
 
 
 def info_main(argv: list[str], prog: str) -> int:
     from recon.data.scene import Scene
 
     args = tyro.cli(InfoArgs, args=argv, prog=prog)
-    print(Scene.load(args.scene).summary())
+    scene = Scene.load(args.scene)
+    print(scene.summary())
+    if args.deep:
+        from recon.data.check import check_scene_files
+
+        print(f"  {check_scene_files(scene).summary()}")
     return 0
 
 

@@ -18,11 +18,13 @@ import torch
 from tqdm import tqdm
 
 from recon.data.scene import Scene
+from recon.errors import ReconError
 from recon.eval.consistency import nearest_train_view, pair_consistency
 from recon.eval.consistency import summarise as summarise_consistency
 from recon.eval.depth_metrics import depth_metrics
 from recon.eval.image_metrics import LpipsMetric, psnr, ssim
 from recon.io.atomic import atomic_write_json
+from recon.io.folders import ensure_dir
 from recon.io.images import write_depth, write_image
 from recon.model.gaussians import activated
 from recon.model.render_frame import apply_exposure, render_frame
@@ -43,7 +45,11 @@ def depth_to_color(depth: np.ndarray, near: float = 1.0, far: float = 400.0) -> 
 
 def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = True, progress: bool = True
                  ) -> dict[str, Any]:
-    """Evaluate the run's newest state (or a live ``trainer``) on the scene's test split."""
+    """Evaluate the run's newest state (or a live ``trainer``) on the scene's test split.
+
+    Always writes ``eval/metrics.json``; ``write_outputs`` adds the rendered images and depth maps. A checkpoint
+    trained on another scene than the one ``config.json`` names is refused.
+    """
     run = Path(run)
     if trainer is not None:
         scene, device = trainer.scene, trainer.device
@@ -52,14 +58,15 @@ def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = Tru
     else:
         loaded = load_run(run)
         scene = Scene.load(loaded.scene_path)
+        if loaded.scene_fingerprint is not None and loaded.scene_fingerprint != scene.fingerprint():
+            raise ReconError(f"{loaded.checkpoint}: checkpoint was trained on another scene than "
+                             f"{scene.root / 'scene.json'} (named by {run / 'config.json'}); refusing to evaluate")
         device = torch.device("cpu")
         params, sky, sh_degree = loaded.params, loaded.sky, loaded.sh_degree
         exposure, cam_names = loaded.exposure, loaded.camera_names or sorted(scene.cameras)
         downscale = float(loaded.config.get("downscale", 1.0))
     frames = scene.test_frames
     if not frames:
-        from recon.errors import ReconError
-
         raise ReconError(f"{scene.root / 'scene.json'}: no frames in the 'test' split to evaluate")
     views = load_views(frames, downscale, device, cam_names, lidar=not scene.has_depth(), gt_depth=True,
                        desc="loading test views")
@@ -69,7 +76,7 @@ def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = Tru
         scene.train_frames, downscale, device, cam_names, desc="loading training views")
     per_view, preds, gts, consist = [], [], [], []
     g = {k: v.detach() for k, v in activated(params).items()}
-    out_dir = run / "eval"
+    out_dir = ensure_dir(run / "eval", "eval folder")  # before rendering: an unwritable run fails at once
     with torch.no_grad():
         for v in tqdm(views, desc="evaluating", leave=False, disable=not progress):
             out = render_frame(g, v.viewmat, v.K, v.width, v.height, sh_degree, sky)
@@ -103,8 +110,7 @@ def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = Tru
         "reprojection": summarise_consistency(consist) if consist else None,
         "per_view": per_view,
     }
-    if write_outputs:
-        atomic_write_json(out_dir / "metrics.json", metrics)
+    atomic_write_json(out_dir / "metrics.json", metrics)  # also with --no-outputs, as its help says
     return metrics
 
 

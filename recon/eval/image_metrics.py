@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
@@ -22,23 +23,56 @@ def ssim(pred: torch.Tensor, gt: torch.Tensor) -> float:
     return float(ssim_map(a, b).mean())
 
 
-class LpipsMetric:
-    """LPIPS when the ``lpips`` package and its weights are present locally; ``available`` says why not."""
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+"""torchvision's ImageNet AlexNet weights, the trunk LPIPS (alex) runs on; the `lpips` package ships only its
+small linear layers and would download this file."""
 
-    def __init__(self) -> None:
+
+def default_alexnet_weights() -> Path:
+    """Where torchvision keeps the AlexNet weights once downloaded: ``<torch hub dir>/checkpoints/`` (TORCH_HOME)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
+
+
+def _trunk_state(lp_net: torch.nn.Module, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map torchvision's ``features.<i>.<param>`` keys onto lpips' ``slice<k>.<i>.<param>`` modules."""
+    where = {name.split(".")[1]: name.split(".")[0] for name, _ in lp_net.named_modules() if name.count(".") == 1}
+    out = {}
+    for key, v in features.items():
+        if key.startswith("features."):
+            _, i, param = key.split(".", 2)
+            if i in where:
+                out[f"{where[i]}.{i}.{param}"] = v
+    return out
+
+
+class LpipsMetric:
+    """LPIPS (alex) from local files only; ``available`` is False, with ``reason`` set, when any is missing.
+
+    Never downloads: the trunk is built untrained (``pnet_rand``) and filled from ``weights`` (default: torchvision's
+    file in the torch hub cache, :func:`default_alexnet_weights`); the linear layers come inside the `lpips` package.
+    """
+
+    def __init__(self, weights: str | Path | None = None) -> None:
         self.model = None
         self.reason = ""
         try:
-            import lpips  # noqa: F401
+            import lpips
         except ImportError:
             self.reason = "LPIPS skipped: the `lpips` package is not installed (its weights are never downloaded)"
             return
+        path = Path(weights) if weights is not None else default_alexnet_weights()
+        if not path.is_file():
+            self.reason = (f"LPIPS skipped: AlexNet weights not found at {path} (recon never downloads them; put "
+                           f"torchvision's {ALEXNET_FILE} there)")
+            return
         try:
-            import lpips
-
-            self.model = lpips.LPIPS(net="alex", verbose=False, pretrained=True)
+            features = torch.load(path, map_location="cpu", weights_only=True)
+            model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)
+            model.net.load_state_dict(_trunk_state(model.net, features), strict=True)
         except Exception as exc:
-            self.reason = f"LPIPS skipped: weights not available locally ({type(exc).__name__})"
+            self.reason = f"LPIPS skipped: {path}: AlexNet weights could not be loaded ({type(exc).__name__})"
+            return
+        self.model = model.eval()
 
     @property
     def available(self) -> bool:

@@ -10,13 +10,18 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+# names of the temporaries below: "." + destination name + "." + mkstemp's 8 random characters + suffix
+_TMP_FILE_RE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+_TMP_DIR_RE = re.compile(r"^\..+\.[a-z0-9_]{8}\.(partial|old)$")
 
 
 def _tmp_sibling(path: Path, suffix: str = "") -> Path:
@@ -98,3 +103,58 @@ def atomic_directory(dest: str | Path, overwrite: bool = False) -> Iterator[Path
     os.replace(tmp, dest)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def clean_orphans(folder: str | Path) -> list[Path]:
+    """Remove the temporaries these helpers leave when a process is killed mid-write, anywhere under ``folder``.
+
+    Only names of this module's own pattern (``.<name>.<8 random>.tmp`` files, ``.partial`` / ``.old`` folders)
+    are touched. Call it only while no other process writes ``folder`` (under its :mod:`recon.io.lock`).
+    """
+    removed: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            if _TMP_FILE_RE.match(name):
+                p = Path(root) / name
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        for name in list(dirs):
+            if _TMP_DIR_RE.match(name):
+                p = Path(root) / name
+                shutil.rmtree(p, ignore_errors=True)
+                dirs.remove(name)
+                removed.append(p)
+    return removed
+
+
+def is_orphan_name(name: str) -> bool:
+    """True for the name of a temporary file or folder these helpers create."""
+    return bool(_TMP_FILE_RE.match(name) or _TMP_DIR_RE.match(name))
+
+
+@contextlib.contextmanager
+def replacing_contents(folder: str | Path, keep: Collection[str] = ()) -> Iterator[None]:
+    """Replace what ``folder`` holds by what the block writes into it, or keep the old contents if the block fails.
+
+    The old entries (all but the names in ``keep``) are moved into a hidden folder inside ``folder`` first (renames:
+    instant, nothing copied). When the block succeeds that folder is deleted; when it raises, the block's new
+    entries are deleted and the old ones moved back. A process killed in between leaves the hidden folder, which
+    :func:`clean_orphans` removes later.
+    """
+    folder = Path(folder)
+    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder))
+    keep = set(keep) | {aside.name}
+    old = [p for p in folder.iterdir() if p.name not in keep]
+    for p in old:
+        os.replace(p, aside / p.name)
+    try:
+        yield
+    except BaseException:
+        for p in folder.iterdir():
+            if p.name not in keep:
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        for p in aside.iterdir():
+            os.replace(p, folder / p.name)
+        os.rmdir(aside)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)

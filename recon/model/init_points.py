@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recon.data.scene import Frame, Scene
+from recon.data.scene import Frame, Scene, load_points
 from recon.errors import ReconError
 from recon.priors.lidar import project_points
 
@@ -171,7 +171,7 @@ def initial_points(scene: Scene, frames: list[Frame], images: dict[str, np.ndarr
     if source == "lidar":
         if not scene.has_lidar():
             raise ReconError(f"{scene.root}: init source 'lidar' requested but the scene has no LiDAR sweeps")
-        sweeps = [np.load(p)[:, :3] for p in scene.lidar_sweeps()]
+        sweeps = [load_points(p)[:, :3] for p in scene.lidar_sweeps()]  # one-line error if unreadable
         xyz = clean_points(np.concatenate(sweeps).astype(np.float32), cfg, rng)
         rgb = colorize(xyz, frames, images)
     elif source == "sfm":

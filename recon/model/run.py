@@ -25,6 +25,9 @@ class LoadedRun:
     step: int
     exposure: torch.Tensor | None = None
     camera_names: list[str] | None = None
+    checkpoint: Path | None = None
+    scene_fingerprint: str | None = None
+    """Fingerprint of the scene the checkpoint was trained on (see ``Scene.fingerprint``)."""
 
     @property
     def scene_path(self) -> Path:
@@ -56,4 +59,5 @@ def load_run(run: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
         sky = sky.to(device)
     return LoadedRun(root=run, params=state["params"], sky=sky, sh_degree=int(state.get("sh_degree", 3)),
                      config=config, step=int(step), exposure=state.get("exposure"),
-                     camera_names=state.get("camera_names"))
+                     camera_names=state.get("camera_names"), checkpoint=state.get("path"),
+                     scene_fingerprint=state.get("scene_fingerprint"))

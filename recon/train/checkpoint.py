@@ -55,12 +55,17 @@ def read_newest_checkpoint(run: Path, map_location: str | torch.device = "cpu") 
 
 
 def load_latest_checkpoint(run: Path, fingerprint: str, config_key: str) -> dict[str, Any] | None:
-    """The newest checkpoint that loads (see :func:`read_newest_checkpoint`), for resuming.
+    """The newest checkpoint that loads (see :func:`read_newest_checkpoint`), for resuming; None when the run has
+    no checkpoint file at all.
 
-    Raises :class:`ReconError` when the checkpoint belongs to another scene or another training config.
+    Raises :class:`ReconError` when checkpoint files exist but none loads (resuming from 0 would silently throw the
+    run away), or when the checkpoint belongs to another scene or another training config.
     """
     state = read_newest_checkpoint(run)
     if state is None:
+        if list_checkpoints(run):
+            raise ReconError(f"{checkpoint_dir(run)}: no readable checkpoint (all {len(list_checkpoints(run))} are "
+                             "corrupt); refusing to resume (use --overwrite to start over)")
         return None
     path = state["path"]
     if state.get("scene_fingerprint") != fingerprint:

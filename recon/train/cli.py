@@ -7,15 +7,19 @@ first or last. Every option of the preset can still be overridden by a flag (``-
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import tyro
 
 from recon.errors import ReconError
+from recon.io.atomic import clean_orphans
+from recon.io.folders import ensure_dir
+from recon.io.lock import FolderLock
 from recon.train.config import TrainConfig
 from recon.train.presets import load_preset, preset_names
+from recon.train.runfolder import check_out_contents, check_out_path
+from recon.train.validate import validate_config
 
 
 def _bool_flags(cls: type, prefix: str = "") -> set[str]:
@@ -71,28 +75,42 @@ def build_config(argv: list[str], prog: str) -> tuple[TrainConfig, str]:
     cfg = tyro.cli(TrainConfig, args=rest, default=base, prog=prog,
                    description=f"{__doc__}\nPresets: {', '.join(preset_names())}. Active preset: {preset} "
                                f"({desc}).")
+    validate_config(cfg)
     return cfg, desc
 
 
-def prepare_out(cfg: TrainConfig) -> None:
+def prepare_out(cfg: TrainConfig) -> FolderLock:
+    """Check ``--out`` (see recon.train.runfolder), create it, lock it and clear temporaries a killed run left.
+
+    Deletes nothing of the user's: with ``--overwrite`` the old run is replaced once training starts. Returns the
+    held lock (release it, or let it go, when done; the trainer takes it again, re-entrantly, while it trains).
+    """
     out = Path(cfg.out)
-    if out.exists() and any(out.iterdir()):
-        if cfg.overwrite:
-            shutil.rmtree(out)
-        elif not cfg.resume:
-            raise ReconError(f"{out}: output folder exists and is not empty (pass --resume to continue it or "
-                             "--overwrite to start over)")
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_path(out, Path(cfg.data))
+    check_out_contents(out, cfg.resume, cfg.overwrite)
+    ensure_dir(out, "run folder")
+    lock = FolderLock(out).acquire()
+    try:
+        check_out_contents(out, cfg.resume, cfg.overwrite)  # again, now that no other recon writes it
+        clean_orphans(out)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def main(argv: list[str], prog: str = "recon train") -> int:
-    from recon.train.build import build_trainer
-
     if any(a in ("-h", "--help") for a in argv):
         build_config(argv, prog)  # tyro prints help and exits
         return 0
     cfg, desc = build_config(argv, prog)
-    prepare_out(cfg)
+    with prepare_out(cfg):
+        return _train(cfg, desc)
+
+
+def _train(cfg: TrainConfig, desc: str) -> int:
+    from recon.train.build import build_trainer
+
     trainer = build_trainer(cfg)
     trainer.preset_description = desc
     print(f"training '{cfg.preset}' on {trainer.scene.name}: {len(trainer.views)} views, "

@@ -31,14 +31,24 @@ class MetricLogger:
     def truncate_after(self, step: int) -> None:
         """Drop records after ``step`` (used on resume so the log matches the checkpoint)."""
         self._fh.close()
-        lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
-        keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
+        keep = [ln for ln in self.path.read_text().splitlines() if (n := _step(ln)) is not None and n <= step]
         from recon.io.atomic import atomic_write_text
 
         atomic_write_text(self.path, "".join(ln + "\n" for ln in keep))
         self._fh = open(self.path, "a", buffering=1)
 
     def close(self) -> None:
+        """Close the log (again is harmless)."""
         self._fh.close()
         if self._tb is not None:
             self._tb.close()
+            self._tb = None
+
+
+def _step(line: str) -> int | None:
+    """The step of one JSONL record; None for a blank line or one cut short by a kill."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return int(rec.get("step", 0)) if isinstance(rec, dict) else None

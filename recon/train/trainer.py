@@ -7,6 +7,7 @@ objects: depth of field, multi-view), step the optimisers and the densification 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -21,9 +22,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from recon.data.check import check_scene_files
 from recon.data.scene import Scene
 from recon.errors import ReconError
-from recon.io.atomic import atomic_write_json
+from recon.io.atomic import atomic_write_json, clean_orphans, replacing_contents
+from recon.io.folders import ensure_dir
+from recon.io.lock import LOCK_NAME, FolderLock
 from recon.losses.depth import sky_alpha_loss, sparse_depth_loss
 from recon.losses.photometric import photometric_loss
 from recon.model.gaussians import activated, create_gaussians
@@ -80,6 +84,7 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.backend = "auto"
         self.scene = Scene.load(cfg.data)
+        check_scene_files(self.scene)  # a corrupt test image or LiDAR sweep stops here, not after training
         frames = self.scene.train_frames
         if not frames:
             raise ReconError(f"{self.scene.root / 'scene.json'}: no frames in the 'train' split")
@@ -277,16 +282,30 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def train(self, progress: bool = True) -> dict[str, Any]:
+        """Train under the run folder's lock; with --overwrite the old run is replaced, and restored on failure."""
         cfg, run = self.cfg, self.cfg.out
-        run.mkdir(parents=True, exist_ok=True)
-        write_run_config(cfg, self.preset_description)
-        logger = MetricLogger(run)
-        if cfg.resume:
-            state = load_latest_checkpoint(run, self.scene.fingerprint(), config_key(cfg))
-            if state is not None:
-                self.load_state_dict(state)
-                logger.truncate_after(self.step)
-                print(f"resuming from iteration {self.step}")
+        with FolderLock(ensure_dir(run, "run folder")):
+            clean_orphans(run)  # temporaries of a killed run: nobody else writes here while we hold the lock
+            # checked before anything is written: a refused resume leaves config.json and metrics as they were
+            state = load_latest_checkpoint(run, self.scene.fingerprint(), config_key(cfg)) if cfg.resume else None
+            replace = replacing_contents(run, keep={LOCK_NAME}) if cfg.overwrite else contextlib.nullcontext()
+            with replace:
+                write_run_config(cfg, self.preset_description)
+                logger = MetricLogger(run)
+                if cfg.resume:
+                    if state is not None:
+                        self.load_state_dict(state)
+                        print(f"resuming from iteration {self.step}")
+                    else:
+                        print(f"{run}: no checkpoint to resume from; starting at iteration 0")
+                    logger.truncate_after(self.step)
+                try:
+                    return self._loop(logger, progress)
+                finally:
+                    logger.close()
+
+    def _loop(self, logger: MetricLogger, progress: bool) -> dict[str, Any]:
+        cfg, run = self.cfg, self.cfg.out
         t0 = time.perf_counter()
         bar = tqdm(range(self.step, cfg.iters), initial=self.step, total=cfg.iters, desc="training",
                    disable=not progress, dynamic_ncols=True)

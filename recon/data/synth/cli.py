@@ -21,7 +21,7 @@ class SynthArgs(SynthConfig):
     out: Path
     """Output scene folder (created atomically; must not exist unless --overwrite)."""
     overwrite: bool = False
-    """Replace an existing output folder."""
+    """Replace an existing scene folder (only a recon scene; the old one stays if generation fails)."""
 
     def config(self) -> SynthConfig:
         return SynthConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SynthConfig)})
@@ -31,11 +31,16 @@ def main(argv: list[str], prog: str = "recon data synth") -> int:
     import tyro
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from recon.data.check import check_replaceable_scene
     from recon.data.synth.street import make_street
+    from recon.io.folders import check_parent_writable
 
     args = tyro.cli(SynthArgs, args=argv, prog=prog)
     cfg = args.config()
     cfg.validate()
+    check_parent_writable(args.out, "output folder")
+    if args.overwrite:
+        check_replaceable_scene(args.out)  # the old scene itself is kept until the new one is complete
     t0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=False) as bar:
