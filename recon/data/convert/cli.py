@@ -70,6 +70,10 @@ class ConvertArgs:
 
 def run(args: ConvertArgs) -> Path:
     """Run a conversion described by ``args``; returns the output folder."""
+    if args.overwrite:
+        from recon.data.check import check_replaceable_scene
+
+        check_replaceable_scene(args.out)  # only a recon scene is replaced (and only once the new one is complete)
     opts = ConvertOptions(cameras=tuple(args.cameras), start=args.start, end=args.end, downscale=args.downscale,
                           overwrite=args.overwrite, undistort=args.undistort, name=args.name,
                           lens=LensOptions(args.f_number, args.focus_m, args.sensor_width_mm))
