@@ -68,7 +68,7 @@ class SfmArgs:
     min_angle_deg: float = _FILTER.min_angle_deg
     """Smallest triangulation angle (degrees) between two rays of a kept point."""
     min_track: int = _FILTER.min_track
-    """Fewest frames that must observe a kept point."""
+    """Fewest frames that must observe a kept point; 0: 3, or 2 where 3 keeps fewer than --min-points points."""
     min_points: int = _DEFAULT.min_points
     """Fail (and write no points) when fewer points survive the filters."""
     cache: Path | None = None
@@ -96,7 +96,7 @@ def format_summary(res: SfmResult) -> str:
                      "epipolar-consistent ones: skipped)" if sum(skipped.values()) else "")),
         ("matches", f"{r['matches']} ({r['verified_matches']} epipolar-consistent)"),
         ("triangulated", f"{r['points_triangulated']} points" + (f" (removed: {removed})" if removed else "")),
-        ("points kept", str(r["points"])),
+        ("points kept", f"{r['points']} (track length >= {r['min_track']})"),
         ("median reproj", f"{_fmt(r['median_reproj_px'], '.3f')} px"),
         ("median track", f"{_fmt(r['median_track_length'], '.1f')} frames"),
         ("median angle", f"{_fmt(r['median_angle_deg'], '.2f')} deg"),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,8 +69,8 @@ class SfmConfig:
             raise ReconError(f"--upscale must be at least 1, got {self.upscale}")
         if self.max_side < 16:
             raise ReconError(f"--max-side must be at least 16 pixels, got {self.max_side}")
-        if self.filters.min_track < 2:
-            raise ReconError(f"--min-track must be at least 2, got {self.filters.min_track}")
+        if self.filters.min_track == 1 or self.filters.min_track < 0:
+            raise ReconError(f"--min-track must be 0 (automatic) or at least 2, got {self.filters.min_track}")
         if self.max_epipolar_px <= 0 or self.filters.max_reproj_px <= 0:
             raise ReconError("--max-epipolar-px and --max-reproj-px must be positive")
 
@@ -210,7 +210,8 @@ def run_sfm(scene: Scene, cfg: SfmConfig | None = None, overwrite: bool = False,
                                           max(4.0, 2 * cfg.filters.max_reproj_px))
             tbar.update(1)
     measured = measure_points(rec, used_frames, ids, images)
-    kept, removed = filter_points(measured, cfg.filters)
+    filters = replace(cfg.filters, auto_track_min_points=max(cfg.filters.auto_track_min_points, cfg.min_points))
+    kept, removed, min_track = filter_points(measured, filters)
 
     n_verified = sum(len(v) for v in verified.values())
     report: dict[str, Any] = {
@@ -220,6 +221,7 @@ def run_sfm(scene: Scene, cfg: SfmConfig | None = None, overwrite: bool = False,
         "pairs_skipped": {s: sum(st.status == s for st in stats) for s in ("few matches", "few verified")},
         "matches": int(sum(st.matches for st in stats)), "verified_matches": int(n_verified),
         "keypoints": tables.n_keypoints(), "points_triangulated": len(measured), "points_removed": removed,
+        "min_track": min_track,
         "points": len(kept), "median_reproj_px": _median(kept.reproj_px),
         "median_track_length": _median(kept.track_length.astype(float)),
         "median_angle_deg": _median(kept.angle_deg), "median_depth_m": _median(kept.min_depth_m),

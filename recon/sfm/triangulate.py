@@ -28,12 +28,15 @@ from recon.sfm.colmap_model import ColmapIds
 
 @dataclass
 class PointFilter:
-    """Reliability thresholds: pixels, degrees, observations, metres."""
+    """Reliability thresholds: pixels, degrees, observations, metres. ``min_track`` 0 means automatic: 3 (a third
+    view confirms the depth; on KITTI two-view points miss their held-out reprojection twice as often) unless
+    that keeps fewer than ``auto_track_min_points`` points, then 2."""
 
     max_reproj_px: float = 2.0
     min_angle_deg: float = 1.5
-    min_track: int = 2
+    min_track: int = 0
     min_depth_m: float = 0.1
+    auto_track_min_points: int = 100
 
 
 @dataclass
@@ -157,12 +160,12 @@ def measure_points(reconstruction, frames: list[Frame], ids: ColmapIds,
     return MeasuredPoints(xyz, rgb, tl, err, ang, zmin, obs_all)
 
 
-def filter_points(points: MeasuredPoints, cfg: PointFilter) -> tuple[MeasuredPoints, dict[str, int]]:
-    """Points passing every filter, and how many each filter removed (applied in order, so counts add up)."""
+def filter_points(points: MeasuredPoints, cfg: PointFilter) -> tuple[MeasuredPoints, dict[str, int], int]:
+    """Points passing every filter, how many each filter removed (applied in order, so counts add up) and the
+    track length threshold used (``cfg.min_track``, or the automatic choice when it is 0)."""
     tests = {
         "finite": np.isfinite(points.xyz).all(1) & np.isfinite(points.reproj_px),
         "behind_camera": points.min_depth_m >= cfg.min_depth_m,
-        "track_length": points.track_length >= cfg.min_track,
         "reprojection": points.reproj_px <= cfg.max_reproj_px,
         "angle": points.angle_deg >= cfg.min_angle_deg,
     }
@@ -171,4 +174,10 @@ def filter_points(points: MeasuredPoints, cfg: PointFilter) -> tuple[MeasuredPoi
     for name, ok in tests.items():
         removed[name] = int((keep & ~ok).sum())
         keep &= ok
-    return points.subset(keep), removed
+    min_track = cfg.min_track
+    if min_track <= 0:
+        min_track = 3 if int((keep & (points.track_length >= 3)).sum()) >= cfg.auto_track_min_points else 2
+    ok = points.track_length >= min_track
+    removed["track_length"] = int((keep & ~ok).sum())
+    keep &= ok
+    return points.subset(keep), removed, min_track
