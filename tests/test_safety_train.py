@@ -293,3 +293,18 @@ def test_out_in_a_read_only_folder(scene: Path, tmp_path: Path, capsys) -> None:
         assert rc == 2 and err == f"error: {ro}: run folder is not writable\n"
     finally:
         ro.chmod(0o755)
+
+
+def test_trainer_driven_from_code_refuses_to_overwrite_a_foreign_folder(scene: Path, tmp_path: Path) -> None:
+    from recon.errors import ReconError
+    from recon.train.build import build_trainer
+    from recon.train.cli import build_config
+
+    mine = tmp_path / "mine"
+    cfg, _ = build_config(["--data", str(scene), "--out", str(mine), "--overwrite", *TINY_TRAIN], "recon train")
+    trainer = build_trainer(cfg)
+    mine.mkdir()
+    (mine / "data.csv").write_text("1,2,3")  # appeared after the CLI's check, or the CLI was bypassed
+    with pytest.raises(ReconError, match="not a recon run folder"):
+        trainer.train(progress=False)
+    assert (mine / "data.csv").read_text() == "1,2,3"

@@ -37,6 +37,7 @@ from recon.model.sky import SkyModel
 from recon.train.checkpoint import load_latest_checkpoint, save_checkpoint
 from recon.train.config import TrainConfig
 from recon.train.logger import MetricLogger
+from recon.train.runfolder import check_out_contents, check_out_path
 from recon.train.views import View, load_views
 
 PARAM_LRS = ("means", "scales", "quats", "opacities", "sh0", "shN")
@@ -288,6 +289,9 @@ class Trainer:
             clean_orphans(run)  # temporaries of a killed run: nobody else writes here while we hold the lock
             # checked before anything is written: a refused resume leaves config.json and metrics as they were
             state = load_latest_checkpoint(run, self.scene.fingerprint(), config_key(cfg)) if cfg.resume else None
+            if cfg.overwrite:  # prepare_out checked this already; a Trainer driven from code is held to it too
+                check_out_path(run, Path(cfg.data))
+                check_out_contents(run, resume=False, overwrite=True)
             replace = replacing_contents(run, keep={LOCK_NAME}) if cfg.overwrite else contextlib.nullcontext()
             with replace:
                 write_run_config(cfg, self.preset_description)
