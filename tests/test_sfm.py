@@ -127,8 +127,8 @@ def test_points_agree_with_ground_truth_depth(sfm_run: tuple[Path, SfmResult]) -
                 errs.append(abs(z - gt) / gt)
     e = np.array(errs)
     assert len(e) > 1000
-    assert np.median(e) < 0.02  # measured 0.4 % (2 cameras x 10 frames at 160x96)
-    assert np.mean(e < 0.1) > 0.85  # measured 0.93
+    assert np.median(e) < 0.02  # measured 0.84 % (545 points, 2 cameras x 10 frames at 160x96)
+    assert np.mean(e < 0.1) > 0.8  # measured 0.87
 
 
 def test_train_frames_only_by_default(sfm_run: tuple[Path, SfmResult]) -> None:
@@ -222,6 +222,6 @@ def test_kitti_first_frames(tmp_path: Path) -> None:
     src = shared_data("kitti_odometry_seq1")
     scene = convert_kitti(src, tmp_path / "kitti4", ConvertOptions(downscale=4, end=10, progress=False))
     res = run_sfm(Scene.load(scene.root), SfmConfig(matcher="sift", progress=False))
-    assert len(res.points) >= 800  # measured 1,4xx on the first 10 frames (9 train)
-    assert res.report["median_reproj_px"] < 0.4  # measured 0.16
+    assert len(res.points) >= 500  # measured 851 on the first 10 frames (9 train, 21 pairs)
+    assert res.report["median_reproj_px"] < 0.5  # measured 0.32
     assert res.report["median_track_length"] >= 3

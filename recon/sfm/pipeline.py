@@ -8,8 +8,8 @@ Outputs (all written atomically):
   changes.
 - ``SCENE/sfm/report.json``: settings, pairs, matches, verified matches, points before / after each filter, medians
   of reprojection error, track length and triangulation angle, and the time taken.
-- ``SCENE/sfm/colmap/``: the COLMAP database (``database.db``) and the triangulated model (``sparse/*.bin``), for
-  COLMAP's own tools.
+- ``SCENE/sfm/colmap/``: the COLMAP database (``database.db``: keypoints, the verified matches, two-view
+  geometries) and the triangulated model before recon's filters (``sparse/*.bin``), for COLMAP's own tools.
 
 Matches are cached (``SCENE/cache/matches`` by default, keyed by matcher, settings, resize factor and image files).
 """
@@ -161,6 +161,9 @@ def run_sfm(scene: Scene, cfg: SfmConfig | None = None, overwrite: bool = False,
     if not pairs:
         raise ReconError(f"{root}: no pair of the {len(frames)} frames overlaps (frusta too far apart or pointing "
                          "away from each other): nothing to triangulate")
+    # neighbouring pairs one after the other: the SIFT matcher keeps the features of the last few images
+    order = {f.id: i for i, f in enumerate(sorted(frames, key=lambda f: (f.timestamp, f.camera.name, f.index)))}
+    pairs.sort(key=lambda p: (min(order[p.frame0], order[p.frame1]), max(order[p.frame0], order[p.frame1])))
     m = matcher or create_matcher(cfg.matcher, cfg.loftr_weights, device)
     merge_px = cfg.merge_px if cfg.merge_px is not None else (0.0 if m.name == "sift" else 1.0)
     cache = MatchCache(cfg.cache_dir if cfg.cache_dir is not None else root / "cache" / "matches")
@@ -172,8 +175,8 @@ def run_sfm(scene: Scene, cfg: SfmConfig | None = None, overwrite: bool = False,
     images = {fid: by_id[fid].load_image() for fid in used}
     stats: list[PairStats] = []
     verified: dict[tuple[str, str], Matches] = {}
-    bar = tqdm(pairs, desc=f"matching ({m.name})", unit="pair", disable=None if cfg.progress is None
-               else not cfg.progress, leave=False)
+    no_bar = None if cfg.progress is None else not cfg.progress  # None: bars only on a terminal
+    bar = tqdm(pairs, desc=f"matching ({m.name})", unit="pair", disable=no_bar, leave=False)
     for p in bar:
         f0, f1 = by_id[p.frame0], by_id[p.frame1]
         st = PairStats(p)
@@ -193,7 +196,7 @@ def run_sfm(scene: Scene, cfg: SfmConfig | None = None, overwrite: bool = False,
         raise ReconError(f"{root}: none of the {len(pairs)} overlapping pairs has {cfg.min_matches} or more "
                          f"epipolar-consistent matches (matcher {m.name}): nothing to triangulate")
 
-    # one keypoint table per image from the verified matches (raw matches are only stored for COLMAP's tools)
+    # one keypoint table per image from the verified matches; the database's matches are the verified ones
     tables = build_keypoint_tables([f.id for f in frames], verified, merge_px)
     used_frames = [f for f in frames if len(tables.keypoints[f.id])]
     ids = assign_ids(used_frames)
@@ -201,11 +204,9 @@ def run_sfm(scene: Scene, cfg: SfmConfig | None = None, overwrite: bool = False,
     with atomic_directory(colmap_dir, overwrite=True) as tmp:
         db_path = write_database(
             tmp / "database.db", used_frames, ids, tables.keypoints, tables.pair_matches, tables.pair_matches,
-            progress=tqdm(used_frames, desc="database", unit="image", leave=False,
-                          disable=None if cfg.progress is None else not cfg.progress))
+            progress=tqdm(used_frames, desc="database", unit="image", leave=False, disable=no_bar))
         rec = build_reconstruction(used_frames, ids, tables.keypoints)
-        with tqdm(total=1, desc="triangulating (pycolmap)", leave=False,
-                  disable=None if cfg.progress is None else not cfg.progress) as tbar:
+        with tqdm(total=1, desc="triangulating (pycolmap)", leave=False, disable=no_bar) as tbar:
             rec = triangulate_known_poses(rec, db_path, tmp / "sparse", cfg.filters.min_angle_deg,
                                           max(4.0, 2 * cfg.filters.max_reproj_px))
             tbar.update(1)
