@@ -48,6 +48,9 @@ class BenchConfig:
     downscale: float = 1.0
     quick: bool = False
     """Smoke run for CI: a tiny street (96x64, 9 frames), 1 seed, baseline and lidar, at most 40 iterations."""
+    sfm: bool = True
+    """Run `recon sfm` (known poses, pycolmap triangulation) on a scene folder that has neither LiDAR nor SfM points
+    before training, so that every method starts from metric seeds; it writes SCENE/points3d.npy."""
     extra: str = ""
     """Extra `recon train` flags passed to every run, as one shell-quoted string (attach it with "=" so it is not
     read as a bench option): --extra="--init.max-points 20000 --loss.mv-weight 0.2"."""
@@ -82,6 +85,16 @@ def resolve_scene(spec: str, cfg: BenchConfig) -> tuple[str, Path]:
     folder = Path(spec)
     if not (folder / "scene.json").is_file():
         raise ReconError(f"{folder}: not a scene folder (no scene.json)")
+    if cfg.sfm:
+        from recon.data.scene import Scene
+
+        scene = Scene.load(folder)
+        if not scene.has_lidar() and scene.points_path is None:
+            from recon.sfm.pipeline import run_sfm
+
+            print(f"[bench] {folder}: no LiDAR and no SfM points: running recon sfm (writes points3d.npy)")
+            res = run_sfm(scene)
+            print(f"[bench] {len(res.points.xyz)} SfM points")
     return folder.name, folder
 
 
