@@ -41,6 +41,9 @@ def test_presets_apply_and_reject_unknown(tmp_path: Path) -> None:
     assert cfg.loss.dof_weight > 0 and cfg.loss.mv_weight > 0 and cfg.iters == 7 and cfg.preset == "full"
     mv, _ = build_config(["--data", "d", "--out", "o", "mv", "--loss.mv-behind-scale", "0.5"], "recon train")
     assert mv.loss.mv_normalise == "count" and mv.loss.mv_behind_scale == 0.5
+    mv, _ = build_config(["--data", "d", "--out", "o", "mv", "--loss.mv-robust", "cauchy", "--loss.mv-scale", "0.1"],
+                         "recon train")
+    assert mv.loss.mv_robust == "cauchy" and mv.loss.mv_scale == 0.1 and mv.strategy.densify_from == "image"
     base, _ = build_config(["--data", "d", "--out", "o"], "recon train")
     assert base.loss.dof_weight == 0 and base.loss.mv_weight == 0 and base.preset == "baseline"
     bad = tmp_path / "bad.toml"

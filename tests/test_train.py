@@ -192,3 +192,43 @@ def test_position_steps_stretch_with_distance() -> None:
     step = fake.params["means"] - before
     assert torch.allclose(step[0], torch.full((3,), 0.01))  # within the scene scale: the plain Adam step
     assert torch.allclose(step[1], torch.full((3,), 0.1), atol=1e-3)  # 100 m away, scale 10 m: 10x the step
+
+
+@pytest.mark.parametrize(("densify_from", "path"), [("image", "cpp"), ("image", "torch"), ("image", "two_pass"),
+                                                     ("all", "cpp")])
+def test_densification_statistic_comes_from_the_image_terms(tiny_street, tmp_path: Path, densify_from: str,
+                                                            path: str, monkeypatch) -> None:
+    """With densify_from='image' the strategy's screen-space gradient is the image terms' alone while the
+    parameters still receive every term's gradient; with 'all' it is the sum. Paths: the C++ compositor's split
+    walk, the torch compositor's, and two backward passes (what runs on gsplat's CUDA kernels)."""
+    if path == "torch":
+        monkeypatch.setenv("RECON_DISABLE_CPP_RASTERIZER", "1")
+    cfg = tiny_cfg(tiny_street.root, tmp_path / "run", "lidar", "--loss.lidar-depth-weight", "5.0",
+                   "--strategy.densify-from", densify_from)
+    prepare_out(cfg)
+    tr = Trainer(cfg)
+    view = tr.views[0]
+
+    def grads(which: str) -> tuple[torch.Tensor, torch.Tensor]:
+        for p in tr.params.values():
+            p.grad = None
+        out = tr.render(view, 0)
+        if path == "two_pass":
+            out.info.pop("split_grad")
+        else:
+            assert "split_grad" in out.info
+        terms = tr.losses(0, view, out)
+        assert set(terms) == {"photo", "sky", "lidar"}
+        if which == "trainer":
+            tr._backward(0, terms, out)
+        else:
+            keys = ("photo", "sky") if which == "image" else tuple(terms)
+            torch.stack([terms[k] for k in keys]).sum().backward()
+        return out.info["means2d"].grad.clone(), tr.params["means"].grad.clone()
+
+    g2d_photo, _ = grads("image")
+    g2d_all, gmeans_all = grads("all")
+    g2d, gmeans = grads("trainer")
+    assert not torch.allclose(g2d_photo, g2d_all)  # the LiDAR term does move the screen-space gradient
+    torch.testing.assert_close(gmeans, gmeans_all, rtol=1e-4, atol=1e-7)  # parameters: every term, either way
+    torch.testing.assert_close(g2d, g2d_photo if densify_from == "image" else g2d_all, rtol=1e-4, atol=1e-9)

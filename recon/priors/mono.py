@@ -32,6 +32,9 @@ atoolkitdpt 0.0.2, mgolddepthlib 0.2.2, depthflow 1.0.1, parallax-maker 1.0.3, c
 depthgen 0.2, depth2normal 2.0.1, depthml 0.2.0, dpt 1.2.3, stereo-matching 0.2.0, stereodemo 0.7 (sample
 images only), depz-camera-sdk 0.2.7, monstereo 0.2.3, HITrack 1.0.4, depthai-nodes 0.7.0. Outside PyPI: npm's
 @tensorflow-models/depth-estimation 0.0.4 (portrait model, weights from TF Hub), no Debian package.
+Checked again 2026-12 (wheels of at most a few hundred kB, no weight file): polarini-focusini 0.1.3, reshot 0.5.0,
+scaner3dphoto 1.1.0 (GLPN through transformers' hub download), yolov7-with-depthmap 1.0.1, measure-mcp 0.1.0,
+amp-depth-viz 0.1.6, depthpro-mlx 0.3.1 (53 kB, Python >= 3.12 and MLX; weights from the hub).
 """
 
 from __future__ import annotations

@@ -166,12 +166,29 @@ def _backward_torch(means2d, conics, colors, opacities, backgrounds, width, heig
     return v_means, v_conics, v_colors, v_opac, v_bg_pix, v_abs
 
 
+class SplitGradient:
+    """Asks the compositor's backward for the ``means2d`` gradient of one part of the loss, in the same pass.
+
+    The trainer grows Gaussians from the screen-space gradient of the image terms only (see
+    ``recon.train.trainer.Trainer._backward``). Before ``backward()`` on the whole loss, set ``grad_out`` and
+    ``grad_alpha``: that part's gradient with respect to the compositor's ``outputs`` (colours [C, H, W, D], alphas
+    [C, H, W, 1]); the backward then also walks each pixel with them for the means alone (a fraction of the cost
+    of a second backward pass) and leaves the result in ``means2d_grad`` ([C, N, 2]).
+    """
+
+    def __init__(self) -> None:
+        self.outputs: tuple[Tensor, Tensor] | None = None
+        self.grad_out: Tensor | None = None
+        self.grad_alpha: Tensor | None = None
+        self.means2d_grad: Tensor | None = None
+
+
 class RasterizeToPixels(torch.autograd.Function):
     """Differentiable compositing; saves inputs only and recomputes per tile in backward."""
 
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, backgrounds, width, height, tile_size, tile_offsets,
-                flatten_ids, absgrad, impl):
+                flatten_ids, absgrad, impl, split=None):
         flat_means = means2d.reshape(-1, 2)
         if impl == "cpp":
             from .cpp_ext import load_extension
@@ -190,6 +207,7 @@ class RasterizeToPixels(torch.autograd.Function):
                               n_contrib)
         ctx.cfg = (width, height, tile_size, absgrad, impl)
         ctx.means2d_ref = means2d  # gsplat sets .absgrad on the caller's means2d tensor
+        ctx.split = split
         alphas = (1 - t_final)[..., None]
         return out, alphas
 
@@ -202,15 +220,21 @@ class RasterizeToPixels(torch.autograd.Function):
         flat_means = means2d.reshape(-1, 2)
         grad_out = grad_out.contiguous()
         grad_alpha = grad_alpha.contiguous()
+        split = ctx.split if ctx.split is not None and ctx.split.grad_out is not None else None
+        if split is not None:
+            g_out2 = split.grad_out.reshape(grad_out.shape).to(grad_out.dtype).contiguous()
+            g_alpha2 = split.grad_alpha.reshape(grad_alpha.shape).to(grad_alpha.dtype).contiguous()
         if impl == "cpp":
             from .cpp_ext import load_extension
 
             ext = load_extension()
-            v_means, v_conics, v_colors, v_opac, v_abs = ext.rasterize_bwd(
+            v_means, v_conics, v_colors, v_opac, v_abs, v_means2 = ext.rasterize_bwd(
                 flat_means.contiguous(), conics.contiguous(), colors.contiguous(), opacities.contiguous(),
                 backgrounds.contiguous() if backgrounds is not None else None,
                 width, height, tile_size, tile_offsets.int().contiguous(), flatten_ids.int().contiguous(),
                 t_final, n_contrib, grad_out, grad_alpha[..., 0].contiguous(), absgrad,
+                g_out2 if split is not None else None,
+                g_alpha2[..., 0].contiguous() if split is not None else None,
             )
             v_bg = None
             if backgrounds is not None and ctx.needs_input_grad[4]:
@@ -220,8 +244,13 @@ class RasterizeToPixels(torch.autograd.Function):
                 flat_means, conics, colors, opacities, backgrounds, width, height, tile_size, tile_offsets,
                 flatten_ids, grad_out, grad_alpha, absgrad,
             )
+            if split is not None:  # the torch path walks again with the other gradient (fallback only)
+                v_means2 = _backward_torch(flat_means, conics, colors, opacities, backgrounds, width, height,
+                                           tile_size, tile_offsets, flatten_ids, g_out2, g_alpha2, False)[0]
+        if split is not None:
+            split.means2d_grad = v_means2.reshape(means2d.shape)
         if absgrad and v_abs is not None:
             ctx.means2d_ref.absgrad = v_abs.reshape(means2d.shape)
         return (v_means.reshape(means2d.shape), v_conics, v_colors, v_opac,
                 v_bg if backgrounds is not None and ctx.needs_input_grad[4] else None,
-                None, None, None, None, None, None, None)
+                None, None, None, None, None, None, None, None)

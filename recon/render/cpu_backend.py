@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .binning import isect_tiles, isect_tiles_cpp, tile_grid
-from .composite import RasterizeToPixels
+from .composite import RasterizeToPixels, SplitGradient
 from .projection import project_gaussians, project_gaussians_cpp
 from .sh import eval_sh
 
@@ -129,10 +129,14 @@ def rasterize_cpu(
         )
     else:
         d = feats.shape[-1]
+        split = SplitGradient() if means2d.requires_grad else None
         render, alphas = RasterizeToPixels.apply(
             means2d, proj.conics.reshape(-1, 3), feats.reshape(-1, d), opac.reshape(-1), backgrounds,
-            width, height, tile_size, bins.tile_offsets, bins.flatten_ids, absgrad, impl,
+            width, height, tile_size, bins.tile_offsets, bins.flatten_ids, absgrad, impl, split,
         )
+        if split is not None:
+            split.outputs = (render, alphas)
+            info["split_grad"] = split  # lets the trainer densify on a part of the loss (see SplitGradient)
     if render_mode in ("ED", "RGB+ED"):
         render = torch.cat([render[..., :-1], render[..., -1:] / alphas.clamp(min=1e-10)], dim=-1)
     return render, alphas, info

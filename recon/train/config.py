@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from recon.losses.multiview import Normalise
+from recon.losses.multiview import Normalise, RobustLoss
 from recon.match.triangulate import TriangulationConfig
 from recon.model.init_points import InitConfig
 
@@ -30,6 +30,11 @@ class StrategyConfig:
     prune_opa: float = 0.005
     cap_max: int = 150_000
     """MCMC: maximum number of Gaussians."""
+    densify_from: Literal["image", "all"] = "image"
+    """Which loss gradients feed the 'default' strategy's densification statistic (the screen-space gradient of
+    each Gaussian): 'image' = the image reconstruction terms only (photometric and sky mask), as in 3DGS, so an
+    extra supervision (LiDAR, DoF, multi-view) moves Gaussians without also multiplying them; 'all' = every term.
+    'image' costs a second backward pass through the rasterizer while densification runs."""
 
 
 @dataclass
@@ -91,6 +96,12 @@ class LossConfig:
     """Scale of the penalty where rendered depth lies behind its target; below 1 trades near-band depth accuracy for
     image quality (occlusion-edge targets, which sit in front of the true surface, pull less; see
     recon.losses.multiview)."""
+    mv_robust: RobustLoss = "huber"
+    """Penalty of the log-depth residual: 'huber' (quadratic within --loss.mv-scale, linear beyond: every target
+    keeps pulling), 'cauchy' (redescending: a target the rendering disagrees with by many scales, such as a wrong
+    match on foliage or an occlusion edge, pulls less and less) or 'l1'."""
+    mv_scale: float = 0.05
+    """Scale of the robust penalty in log depth (0.05 ~ 5 %)."""
     mv_normalise: Normalise = "count"
     """'count': weights are rescaled to average 1 over the scene and each view's loss is sum(w * error) / points, so
     a view whose points are unreliable pulls less; 'weights': each view's loss is its weighted mean error, so every

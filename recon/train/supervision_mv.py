@@ -46,6 +46,7 @@ class MultiViewSupervisionTerm:
         cfg = trainer.cfg.loss
         self.weight, self.start = cfg.mv_weight, cfg.mv_start
         self.behind_scale, self.normalise = cfg.mv_behind_scale, cfg.mv_normalise
+        self.robust, self.scale = cfg.mv_robust, cfg.mv_scale
         ids = [v.frame.id for v in trainer.views]
         config = SupervisionConfig(triangulation=TriangulationConfig(max_rel_depth_per_px=cfg.mv_max_rel_depth_per_px))
         sup = MultiViewSupervision(trainer.scene, frames=ids, config=config).prepare()
@@ -67,6 +68,6 @@ class MultiViewSupervisionTerm:
         pix, depth, w = self.targets[view.frame.id]
         if len(depth) == 0:
             return {}
-        loss = multiview_depth_loss(out.depth, pix, depth, w, behind_scale=self.behind_scale,
-                                    normalise=self.normalise)
+        loss = multiview_depth_loss(out.depth, pix, depth, w, loss=self.robust, scale=self.scale,
+                                    behind_scale=self.behind_scale, normalise=self.normalise)
         return {"mv": self.weight * loss}

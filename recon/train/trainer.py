@@ -41,6 +41,7 @@ from recon.train.runfolder import check_out_contents, check_out_path
 from recon.train.views import View, load_views
 
 PARAM_LRS = ("means", "scales", "quats", "opacities", "sh0", "shN")
+IMAGE_TERMS = ("photo", "sky")  # image reconstruction: the terms whose screen-space gradient drives densification
 
 
 class Supervision(Protocol):
@@ -205,6 +206,41 @@ class Trainer:
         factor = ((before - self.scene_center).norm(dim=1, keepdim=True) / self.scene_scale).clamp_min(1.0)
         means.copy_(before + (means - before) * factor)
 
+    def _backward(self, step: int, terms: dict[str, torch.Tensor], out: RenderOutput) -> None:
+        """Backpropagate every term; with ``densify_from='image'`` the densification statistic keeps the gradient
+        of the image terms only.
+
+        gsplat's DefaultStrategy grows Gaussians where the screen-space gradient ``info["means2d"].grad`` is large:
+        3DGS's signal of under-reconstructed image regions. A depth or defocus supervision adds its own gradient
+        there and, with it, Gaussians (the DoF loss nearly doubled their number on KITTI, and the time per
+        iteration with them). So while densification runs, ``means2d.grad`` is replaced by the image terms' part.
+        recon's CPU rasterizer computes that part inside the one backward pass (``info["split_grad"]``, see
+        :class:`recon.render.composite.SplitGradient`); on gsplat's CUDA kernels the image terms are backpropagated
+        first and the other terms second.
+        """
+        s = self.cfg.strategy
+        image = [v for k, v in terms.items() if k in IMAGE_TERMS]
+        other = [v for k, v in terms.items() if k not in IMAGE_TERMS and v.requires_grad]
+        means2d = out.info.get("means2d")
+        if (s.kind != "default" or s.densify_from != "image" or not image or not other or step >= s.refine_stop
+                or not isinstance(means2d, torch.Tensor) or not means2d.requires_grad):
+            torch.stack(list(terms.values())).sum().backward()
+            return
+        image_loss = torch.stack(image).sum()
+        split = out.info.get("split_grad")
+        if split is not None and split.outputs is not None:
+            g_out, g_alpha = torch.autograd.grad(image_loss, split.outputs, retain_graph=True, allow_unused=True)
+            split.grad_out = torch.zeros_like(split.outputs[0]) if g_out is None else g_out
+            split.grad_alpha = torch.zeros_like(split.outputs[1]) if g_alpha is None else g_alpha
+            (image_loss + torch.stack(other).sum()).backward()
+            kept = split.means2d_grad
+        else:
+            image_loss.backward(retain_graph=True)
+            kept = None if means2d.grad is None else means2d.grad.clone()
+            torch.stack(other).sum().backward()
+        if kept is not None:
+            means2d.grad = kept
+
     def train_step(self, step: int) -> dict[str, float]:
         view = self.next_view()
         out = self.render(view, step)
@@ -214,7 +250,7 @@ class Trainer:
         if not torch.isfinite(loss):
             raise ReconError(f"loss became {float(loss)} at iteration {step}; lower the learning rates or check "
                              "the scene's poses and depth priors")
-        loss.backward()
+        self._backward(step, terms, out)
         if self.cfg.strategy.kind == "mcmc":
             self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, step, out.info,
                                              lr=self.means_sched.get_last_lr()[0])

@@ -61,6 +61,7 @@ RULES: dict[str, Check] = {
     "loss.mv_start": NON_NEGATIVE,
     "loss.mv_max_rel_depth_per_px": POSITIVE,
     "loss.mv_behind_scale": NON_NEGATIVE,
+    "loss.mv_scale": POSITIVE,
 }
 
 

@@ -142,9 +142,13 @@ template <typename T>
 void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac, const T* bg, int64_t d,
               int64_t n_img, int64_t width, int64_t height, int64_t ts, int64_t tw, int64_t th,
               const int32_t* offsets, const int32_t* ids, int64_t n_isects, const int32_t* n_contrib,
-              const T* g_out, const T* g_alpha, bool absgrad, int64_t n_flat, T* buf) {
-    // buf: [threads, n_flat, stride] with per-Gaussian (mx, my, ca, cb, cc, opacity, |mx|, |my|, colour[d])
-    const int64_t stride = 8 + d;
+              const T* g_out, const T* g_alpha, bool absgrad, const T* g_out2, const T* g_alpha2, int64_t n_flat,
+              T* buf) {
+    // buf: [threads, n_flat, stride] with per-Gaussian (mx, my, ca, cb, cc, opacity, |mx|, |my|, mx2, my2,
+    // colour[d]); (mx2, my2) is the means2d gradient of the second output gradient (g_out2, g_alpha2) when given:
+    // the same walk with another loss's gradient, for the means only (a densification statistic of a subset of
+    // the loss terms without a second backward pass)
+    const int64_t stride = 10 + d;
     const int64_t n_tiles = n_img * tw * th;
 #pragma omp parallel num_threads(num_threads())
     {
@@ -205,6 +209,13 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                     if (bgi) for (int64_t j = 0; j < d; ++j) behind += bgi[j] * go[j];
                     behind *= trans;
                     const T alpha_term = ga * trans;
+                    const T* go2 = g_out2 ? g_out2 + pix * d : nullptr;
+                    T behind2 = 0, alpha_term2 = 0;
+                    if (go2) {
+                        if (bgi) for (int64_t j = 0; j < d; ++j) behind2 += bgi[j] * go2[j];
+                        behind2 *= trans;
+                        alpha_term2 = g_alpha2[pix] * trans;
+                    }
                     for (int64_t i = n - 1; i >= 0; --i) {
                         const int64_t k = ks[i];
                         const T a = al[i], tbi = tb[i];
@@ -213,11 +224,18 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                         T cg = 0;
                         for (int64_t j = 0; j < d; ++j) {
                             cg += c[j] * go[j];
-                            lk[8 + j] += a * tbi * go[j];
+                            lk[10 + j] += a * tbi * go[j];
                         }
                         const T inv = T(1) / (T(1) - a);
                         const T v_a = tbi * cg - behind * inv + alpha_term * inv;
                         behind += a * tbi * cg;
+                        T v_a2 = 0;
+                        if (go2) {
+                            T cg2 = 0;
+                            for (int64_t j = 0; j < d; ++j) cg2 += c[j] * go2[j];
+                            v_a2 = tbi * cg2 - behind2 * inv + alpha_term2 * inv;
+                            behind2 += a * tbi * cg2;
+                        }
                         if (!unclamped[i]) continue;
                         const T vis = vs[i];
                         lk[5] += v_a * vis;
@@ -233,6 +251,11 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                         if (absgrad) {
                             lk[6] += std::abs(vmx);
                             lk[7] += std::abs(vmy);
+                        }
+                        if (go2) {
+                            const T v_sig2 = -v_a2 * td.op[k] * vis;
+                            lk[8] += v_sig2 * (td.ca[k] * dx + td.cb[k] * dy);
+                            lk[9] += v_sig2 * (td.cb[k] * dx + td.cc[k] * dy);
                         }
                     }
                 }
@@ -282,14 +305,22 @@ std::vector<torch::Tensor> rasterize_bwd(torch::Tensor means2d, torch::Tensor co
                                          torch::Tensor opac, c10::optional<torch::Tensor> bg, int64_t width,
                                          int64_t height, int64_t ts, torch::Tensor offsets, torch::Tensor ids,
                                          torch::Tensor t_final, torch::Tensor n_contrib, torch::Tensor g_out,
-                                         torch::Tensor g_alpha, bool absgrad) {
+                                         torch::Tensor g_alpha, bool absgrad, c10::optional<torch::Tensor> g_out2,
+                                         c10::optional<torch::Tensor> g_alpha2) {
     check_inputs(means2d, conics, colors, opac, offsets, ids);
     TORCH_CHECK(g_out.is_contiguous() && g_alpha.is_contiguous() && n_contrib.is_contiguous(), "grads contiguous");
+    TORCH_CHECK(g_out2.has_value() == g_alpha2.has_value(), "g_out2 and g_alpha2 come together");
     (void)t_final;
     const int64_t n_img = offsets.size(0), th = offsets.size(1), tw = offsets.size(2);
     const int64_t d = colors.size(1);
     const int64_t n_flat = colors.size(0);
-    const int64_t stride = 8 + d;
+    const int64_t stride = 10 + d;
+    torch::Tensor go2, ga2;
+    if (g_out2.has_value()) {
+        go2 = g_out2->to(colors.scalar_type()).contiguous();
+        ga2 = g_alpha2->to(colors.scalar_type()).contiguous();
+        TORCH_CHECK(go2.numel() == g_out.numel() && ga2.numel() == g_alpha.numel(), "second grads: shapes");
+    }
     const int nt = num_threads();
     auto buf = torch::zeros({nt, n_flat, stride}, colors.options());
     AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "recon_rasterize_bwd", [&] {
@@ -297,16 +328,18 @@ std::vector<torch::Tensor> rasterize_bwd(torch::Tensor means2d, torch::Tensor co
                            opac.data_ptr<scalar_t>(), bg.has_value() ? bg->data_ptr<scalar_t>() : nullptr, d, n_img,
                            width, height, ts, tw, th, offsets.data_ptr<int32_t>(), ids.data_ptr<int32_t>(),
                            ids.numel(), n_contrib.data_ptr<int32_t>(), g_out.to(colors.scalar_type()).data_ptr<scalar_t>(),
-                           g_alpha.to(colors.scalar_type()).data_ptr<scalar_t>(), absgrad, n_flat,
-                           buf.data_ptr<scalar_t>());
+                           g_alpha.to(colors.scalar_type()).data_ptr<scalar_t>(), absgrad,
+                           go2.defined() ? go2.data_ptr<scalar_t>() : nullptr,
+                           ga2.defined() ? ga2.data_ptr<scalar_t>() : nullptr, n_flat, buf.data_ptr<scalar_t>());
     });
     auto tot = nt > 1 ? buf.sum(0) : buf[0];
     auto v_means = tot.slice(1, 0, 2).contiguous();
     auto v_conics = tot.slice(1, 2, 5).contiguous();
     auto v_opac = tot.select(1, 5).contiguous();
     auto v_abs = tot.slice(1, 6, 8).contiguous();
-    auto v_colors = tot.slice(1, 8, 8 + d).contiguous();
-    return {v_means, v_conics, v_colors, v_opac, v_abs};
+    auto v_means2 = tot.slice(1, 8, 10).contiguous();
+    auto v_colors = tot.slice(1, 10, 10 + d).contiguous();
+    return {v_means, v_conics, v_colors, v_opac, v_abs, v_means2};
 }
 
 
