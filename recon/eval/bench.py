@@ -153,6 +153,7 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
             row[key] = _agg([(r.metrics.get("reprojection") or {}).get(src) for r in rs])
         row["train_s_per_iter"] = _agg([r.train.get("train_seconds", math.nan) / max(1, r.train.get("iters", 1))
                                         for r in rs])
+        row["n_gaussians"] = _agg([r.train.get("n_gaussians") for r in rs])
         for b in BANDS:
             row[f"absrel_{b}"] = _agg([(r.metrics.get("depth") or {}).get(b, {}).get("abs_rel", math.nan)
                                        for r in rs])
@@ -189,13 +190,14 @@ def markdown(summary: dict[str, Any], cfg: BenchConfig) -> str:
     gt = {s: rows for s, rows in per_scene.items() if _has_depth(rows)}
     real = {s: rows for s, rows in per_scene.items() if s not in gt}
     if gt:
-        hdr = "| scene | method | PSNR dB | SSIM | AbsRel near | AbsRel mid | AbsRel far | AbsRel all | s/iter |"
-        lines += [hdr, "|" + "---|" * 9]
+        hdr = ("| scene | method | PSNR dB | SSIM | AbsRel near | AbsRel mid | AbsRel far | AbsRel all | s/iter "
+               "| Gaussians |")
+        lines += [hdr, "|" + "---|" * 10]
         for scene, rows in gt.items():
             for method, r in rows.items():
                 lines.append(f"| {scene} | {method} | {f(r['psnr'], 2)} | {f(r['ssim'])} | {f(r['absrel_near'])} | "
                              f"{f(r['absrel_mid'])} | {f(r['absrel_far'])} | {f(r['absrel_overall'])} | "
-                             f"{f(r['train_s_per_iter'], 2)} |")
+                             f"{f(r['train_s_per_iter'], 2)} | {f(r['n_gaussians'], 1, 1e-3, 'k')} |")
     if real:
         if gt:
             lines.append("")
@@ -203,12 +205,13 @@ def markdown(summary: dict[str, Any], cfg: BenchConfig) -> str:
                   "consistency of rendered depth (each test view against its nearest training view, "
                   "recon.eval.consistency).", "",
                   "| scene | method | PSNR dB | SSIM | LPIPS | median depth disagreement | pixels within 5% "
-                  "| photometric L1 | s/iter |", "|" + "---|" * 9]
+                  "| photometric L1 | s/iter | Gaussians |", "|" + "---|" * 10]
         for scene, rows in real.items():
             for method, r in rows.items():
                 lines.append(f"| {scene} | {method} | {f(r['psnr'], 2)} | {f(r['ssim'])} | {f(r['lpips'])} | "
                              f"{f(r['reproj_depth_rel_err'], 1, 100, '%')} | {f(r['reproj_consistent'], 1, 100, '%')}"
-                             f" | {f(r['reproj_photo_l1'])} | {f(r['train_s_per_iter'], 2)} |")
+                             f" | {f(r['reproj_photo_l1'])} | {f(r['train_s_per_iter'], 2)} "
+                             f"| {f(r['n_gaussians'], 1, 1e-3, 'k')} |")
     pm = summary["per_method"]
     for ref, why in (("baseline", "the weak baseline"), ("lidar", "the strong conventional baseline")):
         if ref not in pm:
