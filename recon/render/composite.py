@@ -171,13 +171,17 @@ class SplitGradient:
 
     The trainer grows Gaussians from the screen-space gradient of the image terms only (see
     ``recon.train.trainer.Trainer._backward``). Before ``backward()`` on the whole loss, set ``grad_out`` and
-    ``grad_alpha``: that part's gradient with respect to the compositor's ``outputs`` (colours [C, H, W, D], alphas
-    [C, H, W, 1]); the backward then also walks each pixel with them for the means alone (a fraction of the cost
-    of a second backward pass) and leaves the result in ``means2d_grad`` ([C, N, 2]).
+    ``grad_alpha``: that part's gradient with respect to the compositor's outputs (colours [C, H, W, D], alphas
+    [C, H, W, 1]; the rasterizer's info dict holds them as ``split_grad_outputs``); the backward then also walks
+    each pixel with them for the means alone (a fraction of the cost of a second backward pass) and leaves the
+    result in ``means2d_grad`` ([C, N, 2]).
+
+    It holds no reference to the graph (the outputs stay in the info dict): the autograd node keeps this object, so
+    a reference back to the node's outputs would make a cycle that only Python's cycle collector frees, and the
+    graph of every iteration would pile up in memory until it ran.
     """
 
     def __init__(self) -> None:
-        self.outputs: tuple[Tensor, Tensor] | None = None
         self.grad_out: Tensor | None = None
         self.grad_alpha: Tensor | None = None
         self.means2d_grad: Tensor | None = None

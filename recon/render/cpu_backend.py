@@ -134,9 +134,9 @@ def rasterize_cpu(
             means2d, proj.conics.reshape(-1, 3), feats.reshape(-1, d), opac.reshape(-1), backgrounds,
             width, height, tile_size, bins.tile_offsets, bins.flatten_ids, absgrad, impl, split,
         )
-        if split is not None:
-            split.outputs = (render, alphas)
-            info["split_grad"] = split  # lets the trainer densify on a part of the loss (see SplitGradient)
+        if split is not None:  # lets the trainer densify on a part of the loss (see SplitGradient)
+            info["split_grad"] = split
+            info["split_grad_outputs"] = (render, alphas)
     if render_mode in ("ED", "RGB+ED"):
         render = torch.cat([render[..., :-1], render[..., -1:] / alphas.clamp(min=1e-10)], dim=-1)
     return render, alphas, info

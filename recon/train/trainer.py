@@ -227,13 +227,14 @@ class Trainer:
             torch.stack(list(terms.values())).sum().backward()
             return
         image_loss = torch.stack(image).sum()
-        split = out.info.get("split_grad")
-        if split is not None and split.outputs is not None:
-            g_out, g_alpha = torch.autograd.grad(image_loss, split.outputs, retain_graph=True, allow_unused=True)
-            split.grad_out = torch.zeros_like(split.outputs[0]) if g_out is None else g_out
-            split.grad_alpha = torch.zeros_like(split.outputs[1]) if g_alpha is None else g_alpha
+        split, outputs = out.info.get("split_grad"), out.info.get("split_grad_outputs")
+        if split is not None and outputs is not None:
+            g_out, g_alpha = torch.autograd.grad(image_loss, outputs, retain_graph=True, allow_unused=True)
+            split.grad_out = torch.zeros_like(outputs[0]) if g_out is None else g_out
+            split.grad_alpha = torch.zeros_like(outputs[1]) if g_alpha is None else g_alpha
             (image_loss + torch.stack(other).sum()).backward()
             kept = split.means2d_grad
+            split.grad_out = split.grad_alpha = split.means2d_grad = None
         else:
             image_loss.backward(retain_graph=True)
             kept = None if means2d.grad is None else means2d.grad.clone()
