@@ -226,6 +226,7 @@ def test_trainer_term_uses_the_configured_robust_penalty_and_scale() -> None:
         term = object.__new__(MultiViewSupervisionTerm)
         term.weight, term.start, term.behind_scale, term.normalise = 1.0, 0, 1.0, "count"
         term.robust, term.scale = robust, 0.05
+        term.iters, term.fade_from = 10, 1.0
         term.targets = {"f": (pix, target, torch.ones(1))}
         loss = term(5, view, SimpleNamespace(depth=depth))["mv"]
         expected = multiview_depth_loss(depth, pix, target, torch.ones(1), loss=robust, scale=0.05,
@@ -235,3 +236,22 @@ def test_trainer_term_uses_the_configured_robust_penalty_and_scale() -> None:
         pulls[robust] = grad.abs().sum().item()
     r = math.log(1.5) / 0.05  # the residual in units of the scale
     assert pulls["cauchy"] == pytest.approx(pulls["huber"] * r / (1 + r * r), rel=1e-4)
+
+
+def test_trainer_term_fades_out_with_depth_fade_from() -> None:
+    """``--loss.depth-fade-from 0.5``: full weight to half of the iterations, half at 3/4, none at the end."""
+    from types import SimpleNamespace
+
+    from recon.train.supervision_mv import MultiViewSupervisionTerm
+
+    depth = torch.full((8, 8), 10.0, requires_grad=True)
+    view = SimpleNamespace(frame=SimpleNamespace(id="f"))
+    term = object.__new__(MultiViewSupervisionTerm)
+    term.weight, term.start, term.behind_scale, term.normalise = 2.0, 0, 1.0, "count"
+    term.robust, term.scale = "huber", 0.05
+    term.iters, term.fade_from = 101, 0.5
+    term.targets = {"f": (torch.tensor([[3.5, 3.5]]), torch.tensor([12.0]), torch.ones(1))}
+    full = term(10, view, SimpleNamespace(depth=depth))["mv"].item()
+    assert term(50, view, SimpleNamespace(depth=depth))["mv"].item() == pytest.approx(full)
+    assert term(75, view, SimpleNamespace(depth=depth))["mv"].item() == pytest.approx(0.5 * full, rel=0.02)
+    assert term(100, view, SimpleNamespace(depth=depth)) == {}

@@ -34,7 +34,8 @@ class StrategyConfig:
     """Which loss gradients feed the 'default' strategy's densification statistic (the screen-space gradient of
     each Gaussian): 'image' = the image reconstruction terms only (photometric and sky mask), as in 3DGS, so an
     extra supervision (LiDAR, DoF, multi-view) moves Gaussians without also multiplying them; 'all' = every term.
-    'image' costs a second backward pass through the rasterizer while densification runs."""
+    With 'image', recon's CPU rasterizer returns both gradients from one backward pass; on gsplat (CUDA) it costs a
+    second backward pass through the rasterizer while densification runs."""
 
 
 @dataclass
@@ -102,6 +103,10 @@ class LossConfig:
     match on foliage or an occlusion edge, pulls less and less) or 'l1'."""
     mv_scale: float = 0.05
     """Scale of the robust penalty in log depth (0.05 ~ 5 %)."""
+    depth_fade_from: float = 1.0
+    """Fraction of --iters after which the DoF and multi-view weights fall linearly to 0 at the last iteration
+    (1.0: constant to the end). The photometric loss alone then settles appearance where the prior or the matches
+    are wrong (see recon.train.schedule.fade_out)."""
     mv_normalise: Normalise = "count"
     """'count': weights are rescaled to average 1 over the scene and each view's loss is sum(w * error) / points, so
     a view whose points are unreliable pulls less; 'weights': each view's loss is its weighted mean error, so every

@@ -29,6 +29,7 @@ from recon.losses.dof import (
 )
 from recon.model.render_frame import RenderOutput
 from recon.train.config import LossConfig
+from recon.train.schedule import fade_out, ramp_in
 from recon.train.views import View
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class DofSupervision:
 
         cfg = trainer.cfg.loss
         self.weight, self.start = cfg.dof_weight, cfg.dof_start
+        self.iters, self.fade_from = trainer.cfg.iters, cfg.depth_fade_from
         self.per_step = cfg.dof_lenses_per_step
         self.priors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.lenses: dict[str, list[VirtualLens]] = {}
@@ -89,10 +91,10 @@ class DofSupervision:
             self.lenses[v.frame.id] = view_lenses(d, float(v.K[0, 0]), cfg)
 
     def __call__(self, step: int, view: View, out: RenderOutput) -> dict[str, torch.Tensor]:
-        if step < self.start:
+        weight = self.weight * ramp_in(step, self.start) * fade_out(step, self.iters, self.fade_from)
+        if weight == 0.0:
             return {}
         prior, conf = self.priors[view.frame.id]
-        ramp = min(1.0, (step - self.start + 1) / 200.0)  # ease in: early geometry is poor
         lenses = self.lenses[view.frame.id]
         if 0 < self.per_step < len(lenses):  # rotate through the lenses: same average, a fraction of the cost
             first = (step * self.per_step) % len(lenses)
@@ -101,4 +103,4 @@ class DofSupervision:
         pred_rgb, gt_rgb = out.rgb.permute(2, 0, 1)[None], view.image.permute(2, 0, 1)[None]
         loss = sum(dof_loss(pred_rgb, pred_depth, gt_rgb, prior, conf, view.K[0, 0], lens.focus_m, lens.aperture_m,
                             mask=lens.mask, max_coc_px=lens.max_coc_px) for lens in lenses) / len(lenses)
-        return {"dof": self.weight * ramp * loss}
+        return {"dof": weight * loss}

@@ -13,6 +13,7 @@ import torch
 
 from recon.losses.multiview import multiview_depth_loss
 from recon.model.render_frame import RenderOutput
+from recon.train.schedule import fade_out
 from recon.train.views import View
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class MultiViewSupervisionTerm:
 
         cfg = trainer.cfg.loss
         self.weight, self.start = cfg.mv_weight, cfg.mv_start
+        self.iters, self.fade_from = trainer.cfg.iters, cfg.depth_fade_from
         self.behind_scale, self.normalise = cfg.mv_behind_scale, cfg.mv_normalise
         self.robust, self.scale = cfg.mv_robust, cfg.mv_scale
         ids = [v.frame.id for v in trainer.views]
@@ -63,11 +65,10 @@ class MultiViewSupervisionTerm:
             self.targets = unit_mean_weights(self.targets)
 
     def __call__(self, step: int, view: View, out: RenderOutput) -> dict[str, torch.Tensor]:
-        if step < self.start:
-            return {}
+        weight = self.weight * fade_out(step, self.iters, self.fade_from)
         pix, depth, w = self.targets[view.frame.id]
-        if len(depth) == 0:
+        if step < self.start or weight == 0.0 or len(depth) == 0:
             return {}
         loss = multiview_depth_loss(out.depth, pix, depth, w, loss=self.robust, scale=self.scale,
                                     behind_scale=self.behind_scale, normalise=self.normalise)
-        return {"mv": self.weight * loss}
+        return {"mv": weight * loss}

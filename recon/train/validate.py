@@ -62,6 +62,7 @@ RULES: dict[str, Check] = {
     "loss.mv_max_rel_depth_per_px": POSITIVE,
     "loss.mv_behind_scale": NON_NEGATIVE,
     "loss.mv_scale": POSITIVE,
+    "loss.depth_fade_from": FRACTION,
 }
 
 
