@@ -241,6 +241,7 @@ def test_lock_is_reentrant_in_one_process_and_exclusive_across(tmp_path: Path) -
     ("--downscale", "0", "must be in (0, 1] (a resize factor: 0.5 halves the images), got 0"),
     ("--loss.mv-behind-scale", "-1", "must be >= 0, got -1"),
     ("--loss.mv-scale", "0", "must be > 0, got 0"),
+    ("--loss.depth-fade-from", "1.5", "must be in [0, 1], got 1.5"),
     ("--loss.dof-weight", "-0.1", "must be >= 0, got -0.1"),
     ("--strategy.refine-every", "0", "must be >= 1, got 0"),
 ])

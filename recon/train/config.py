@@ -103,14 +103,14 @@ class LossConfig:
     match on foliage or an occlusion edge, pulls less and less) or 'l1'."""
     mv_scale: float = 0.05
     """Scale of the robust penalty in log depth (0.05 ~ 5 %)."""
-    depth_fade_from: float = 1.0
-    """Fraction of --iters after which the DoF and multi-view weights fall linearly to 0 at the last iteration
-    (1.0: constant to the end). The photometric loss alone then settles appearance where the prior or the matches
-    are wrong (see recon.train.schedule.fade_out)."""
     mv_normalise: Normalise = "count"
     """'count': weights are rescaled to average 1 over the scene and each view's loss is sum(w * error) / points, so
     a view whose points are unreliable pulls less; 'weights': each view's loss is its weighted mean error, so every
     view pulls equally hard (see recon.losses.multiview)."""
+    depth_fade_from: float = 1.0
+    """Fraction of --iters after which the DoF and multi-view weights fall linearly to 0 at the last iteration
+    (1.0: constant to the end). The photometric loss alone then settles appearance where the prior or the matches
+    are wrong (see recon.train.schedule.fade_out)."""
 
 
 @dataclass
