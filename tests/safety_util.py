@@ -57,3 +57,31 @@ def truncate(path: Path) -> None:
     """Cut a file to half its size, as an interrupted copy would."""
     b = path.read_bytes()
     path.write_bytes(b[: len(b) // 2])
+
+
+def make_micro_scene(root: Path, n: int = 4) -> Path:
+    """An 8x6 scene of ``n`` frames naming one file of every kind (image, depth, LiDAR, sky mask, SfM points,
+    finite-aperture image): milliseconds to write and to decode, for input-validation tests."""
+    import numpy as np
+
+    from recon.data.scene import Camera, DefocusImage, Frame, Scene
+    from recon.io.atomic import atomic_save_npy
+    from recon.io.images import write_depth, write_image, write_mask
+
+    rng = np.random.default_rng(0)
+    cam = Camera("front", 8, 6, 10.0, 10.0, 4.0, 3.0)
+    frames = []
+    for i in range(n):
+        img = write_image(root / "images" / f"{i:03d}.png", rng.random((6, 8, 3)).astype(np.float32))
+        dep = write_depth(root / "depth" / f"{i:03d}.npy", np.full((6, 8), 5.0 + i, np.float32))
+        sky = write_mask(root / "masks" / "sky" / f"{i:03d}.png", np.zeros((6, 8), bool))
+        lid = atomic_save_npy(root / "lidar" / f"{i:03d}.npy", rng.uniform(-5, 5, (50, 3)).astype(np.float32))
+        c2w = np.eye(4)
+        c2w[2, 3] = 0.5 * i
+        frames.append(Frame(f"{i:03d}", cam, 0.1 * i, img, c2w, split="test" if i == 2 else "train", index=i,
+                            depth_path=dep, lidar_path=lid, sky_mask_path=sky))
+    pts = atomic_save_npy(root / "points3d.npy", rng.uniform(0, 1, (30, 6)).astype(np.float32))
+    dfi = write_image(root / "defocus" / "000_f2.png", rng.random((6, 8, 3)).astype(np.float32))
+    Scene(root=root, cameras={"front": cam}, frames=frames, name="micro", source="test", points_path=pts,
+          defocus=[DefocusImage("000", 2.0, 3.0, dfi, 16)], meta={"note": "micro"}).save()
+    return root

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from recon.data.scene_fields import MAX_COORD_M, MAX_IMAGE_SIDE_PX, frame_id, integer, number, scene_file, short
 from recon.errors import ReconError
 from recon.io.atomic import atomic_write_json
 from recon.io.images import read_depth, read_image, read_mask
@@ -181,7 +183,11 @@ class DefocusImage:
 
 
 def load_points(path: str | Path) -> np.ndarray:
-    """Load an (N, >=3) float32 point array from ``.npy``, with a clear error when it is not one."""
+    """Load an (N, >=3) float32 point array from ``.npy``, with a clear error when it is not one.
+
+    Rows whose x, y, z are not finite or lie farther than ``MAX_COORD_M`` from the origin (``FLT_MAX`` or 1e30
+    "no return" markers) are dropped; the file must hold real numbers (not strings, booleans or records).
+    """
     path = Path(path)
     if not path.is_file():
         raise SceneError(f"{path}: point file not found")
@@ -189,10 +195,17 @@ def load_points(path: str | Path) -> np.ndarray:
         pts = np.load(path, allow_pickle=False)
     except Exception as exc:
         raise SceneError(f"{path}: point file could not be read ({type(exc).__name__})") from None
+    if not isinstance(pts, np.ndarray):
+        raise SceneError(f"{path}: expected one (N, 3+) point array (.npy), got a {type(pts).__name__}")
+    if pts.dtype.kind not in "iuf":
+        raise SceneError(f"{path}: point array holds {pts.dtype} values, not real numbers")
     if pts.ndim != 2 or pts.shape[1] < 3:
         raise SceneError(f"{path}: expected an (N, 3+) point array, got shape {pts.shape}")
-    pts = pts.astype(np.float32)
-    return pts[np.isfinite(pts[:, :3]).all(axis=1)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        pts = pts.astype(np.float32)
+        xyz = pts[:, :3]
+        keep = np.isfinite(xyz).all(axis=1) & (np.abs(xyz) <= MAX_COORD_M).all(axis=1)
+    return pts[keep]
 
 
 def set_points_entry(root: str | Path, points: str | Path) -> Path:
@@ -332,7 +345,9 @@ class Scene:
 
     @classmethod
     def load(cls, root: str | Path, check_files: bool = True) -> Scene:
-        """Load and validate ``root/scene.json``. With ``check_files`` every named file must exist."""
+        """Load and validate ``root/scene.json``. With ``check_files`` every named file must exist.
+
+        Every path the file names must stay inside the scene folder (see :mod:`recon.data.scene_fields`)."""
         root = Path(root)
         path = root / "scene.json" if root.is_dir() or not root.suffix else root
         root = path.parent
@@ -343,6 +358,10 @@ class Scene:
             raw = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise SceneError(f"{path}: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise SceneError(f"{path}: not valid JSON (nested too deeply)") from None
+        except OSError as exc:
+            raise SceneError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
         return cls.from_json(raw, root, path, check_files)
 
     @classmethod
@@ -353,37 +372,17 @@ class Scene:
         if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
             raise bad(f"not a recon scene (expected \"format\": \"{FORMAT_NAME}\")")
         if raw.get("version") != FORMAT_VERSION:
-            raise bad(f"unsupported scene version {raw.get('version')!r} (this recon reads {FORMAT_VERSION})")
+            raise bad(f"unsupported scene version {short(raw.get('version'))} (this recon reads {FORMAT_VERSION})")
 
         def file(rel: Any, what: str) -> Path:
-            if not isinstance(rel, str) or not rel:
-                raise bad(f"{what}: expected a relative path string, got {rel!r}")
-            p = root / rel
-            if check_files and not p.is_file():
-                raise bad(f"{what}: file {rel} does not exist")
-            return p
+            return scene_file(root, rel, what, bad, check_files)
 
         cams: dict[str, Camera] = {}
         cam_raw = raw.get("cameras")
         if not isinstance(cam_raw, dict) or not cam_raw:
             raise bad("'cameras' must be a non-empty object")
         for name, c in cam_raw.items():
-            try:
-                cam = Camera(
-                    name=name, width=int(c["width"]), height=int(c["height"]), fx=float(c["fx"]),
-                    fy=float(c["fy"]), cx=float(c["cx"]), cy=float(c["cy"]),
-                    sensor_width_mm=float(c.get("sensor_width_mm", DEFAULT_SENSOR_WIDTH_MM)),
-                    focal_length_mm=None if c.get("focal_length_mm") is None else float(c["focal_length_mm"]),
-                    f_number=float(c.get("f_number", DEFAULT_F_NUMBER)),
-                    focus_distance_m=float(c.get("focus_distance_m", DEFAULT_FOCUS_DISTANCE_M)),
-                )
-            except (KeyError, TypeError, ValueError) as exc:
-                raise bad(f"camera '{name}': missing or invalid field ({exc})") from None
-            if cam.width <= 0 or cam.height <= 0 or cam.fx <= 0 or cam.fy <= 0:
-                raise bad(f"camera '{name}': width, height, fx and fy must be positive")
-            if cam.f_number <= 0 or cam.focus_distance_m <= 0 or cam.sensor_width_mm <= 0:
-                raise bad(f"camera '{name}': f_number, focus_distance_m and sensor_width_mm must be positive")
-            cams[name] = cam
+            cams[name] = _camera(name, c, bad)
 
         frames: list[Frame] = []
         seen: set[str] = set()
@@ -393,50 +392,93 @@ class Scene:
         for i, fr in enumerate(fr_raw):
             if not isinstance(fr, dict):
                 raise bad(f"frame {i}: expected an object")
-            fid = str(fr.get("id", i))
+            fid = frame_id(fr.get("id", i), f"frame {i}", bad)
             if fid in seen:
                 raise bad(f"frame '{fid}': duplicate id")
             seen.add(fid)
             cam_name = fr.get("camera")
-            if cam_name not in cams:
-                raise bad(f"frame '{fid}': unknown camera {cam_name!r} (cameras: {', '.join(cams)})")
-            try:
-                c2w = np.asarray(fr["cam2world"], dtype=np.float64)
-            except (KeyError, TypeError, ValueError):
-                raise bad(f"frame '{fid}': missing or invalid cam2world") from None
-            if c2w.shape != (4, 4) or not np.isfinite(c2w).all():
-                raise bad(f"frame '{fid}': cam2world must be a finite 4x4 matrix")
-            rot = c2w[:3, :3]
-            if not np.allclose(rot @ rot.T, np.eye(3), atol=1e-4) or np.linalg.det(rot) < 0:
-                raise bad(f"frame '{fid}': cam2world rotation is not orthonormal and right-handed")
+            if not isinstance(cam_name, str) or cam_name not in cams:
+                raise bad(f"frame '{fid}': unknown camera {short(cam_name)} (cameras: {', '.join(cams)})")
+            c2w = _cam2world(fr.get("cam2world"), f"frame '{fid}'", bad)
             split = fr.get("split", "train")
-            if split not in SPLITS:
-                raise bad(f"frame '{fid}': split must be one of {SPLITS}, got {split!r}")
-            opt = {k: file(fr[k], f"frame '{fid}' {k}") if fr.get(k) else None
+            if not isinstance(split, str) or split not in SPLITS:
+                raise bad(f"frame '{fid}': split must be one of {SPLITS}, got {short(split)}")
+            timestamp = number(fr.get("timestamp", i), f"frame '{fid}': timestamp", bad)
+            index = integer(fr.get("index", i), f"frame '{fid}': index", bad)
+            opt = {k: None if fr.get(k) is None else file(fr[k], f"frame '{fid}' {k}")
                    for k in ("depth", "lidar", "sky_mask")}
             frames.append(Frame(
-                id=fid, camera=cams[cam_name], timestamp=float(fr.get("timestamp", i)),
+                id=fid, camera=cams[cam_name], timestamp=timestamp,
                 image_path=file(fr.get("image"), f"frame '{fid}' image"), cam2world=c2w, split=split,
-                index=int(fr.get("index", i)), depth_path=opt["depth"], lidar_path=opt["lidar"],
-                sky_mask_path=opt["sky_mask"],
+                index=index, depth_path=opt["depth"], lidar_path=opt["lidar"], sky_mask_path=opt["sky_mask"],
             ))
 
+        de_raw = raw.get("defocus")
+        if de_raw is not None and not isinstance(de_raw, list):
+            raise bad(f"'defocus' must be a list of objects, got {short(de_raw)}")
         defocus = []
-        for j, d in enumerate(raw.get("defocus", []) or []):
-            try:
-                if d["frame"] not in seen:
-                    raise bad(f"defocus entry {j}: unknown frame {d['frame']!r}")
-                defocus.append(DefocusImage(str(d["frame"]), float(d["f_number"]), float(d["focus_distance_m"]),
-                                            file(d["image"], f"defocus entry {j} image"),
-                                            int(d.get("lens_samples", 0))))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise bad(f"defocus entry {j}: missing or invalid field ({exc})") from None
+        for j, d in enumerate(de_raw or []):
+            what = f"defocus entry {j}"
+            if not isinstance(d, dict):
+                raise bad(f"{what}: expected an object, got {short(d)}")
+            fr_id = d.get("frame")
+            if not isinstance(fr_id, str | int) or isinstance(fr_id, bool) or str(fr_id) not in seen:
+                raise bad(f"{what}: unknown frame {short(fr_id)}")
+            defocus.append(DefocusImage(
+                str(fr_id), number(d.get("f_number"), f"{what}: f_number", bad, positive=True),
+                number(d.get("focus_distance_m"), f"{what}: focus_distance_m", bad, positive=True),
+                file(d.get("image"), f"{what} image"),
+                integer(d.get("lens_samples", 0), f"{what}: lens_samples", bad, low=0)))
 
+        meta = raw.get("meta")
+        if meta is not None and not isinstance(meta, dict):
+            raise bad(f"'meta' must be an object, got {short(meta)}")
+        for key in ("name", "source"):
+            if raw.get(key) is not None and not isinstance(raw[key], str):
+                raise bad(f"'{key}' must be a string, got {short(raw[key])}")
         pts = raw.get("points3d")
-        return cls(root=root, cameras=cams, frames=frames, name=str(raw.get("name", root.name)),
-                   source=str(raw.get("source", "unknown")),
-                   points_path=file(pts, "points3d") if pts else None, defocus=defocus,
-                   meta=dict(raw.get("meta", {}) or {}))
+        return cls(root=root, cameras=cams, frames=frames, name=raw.get("name") or root.name,
+                   source=raw.get("source") or "unknown",
+                   points_path=None if pts is None else file(pts, "points3d"), defocus=defocus,
+                   meta=dict(meta or {}))
+
+
+def _camera(name: str, c: Any, bad: Callable[[str], SceneError]) -> Camera:
+    """One entry of ``cameras``: whole positive pixel sizes, finite positive focal lengths and lens settings."""
+    what = f"camera '{name}'"
+    if not isinstance(c, dict):
+        raise bad(f"{what}: expected an object, got {short(c)}")
+    for key in ("width", "height", "fx", "fy", "cx", "cy"):
+        if key not in c:
+            raise bad(f"{what}: missing field '{key}'")
+    size = {k: integer(c[k], f"{what}: {k}", bad, low=1, high=MAX_IMAGE_SIDE_PX) for k in ("width", "height")}
+    pos = {k: number(c[k], f"{what}: {k}", bad, positive=True) for k in ("fx", "fy")}
+    centre = {k: number(c[k], f"{what}: {k}", bad) for k in ("cx", "cy")}
+    lens = {k: number(c[k], f"{what}: {k}", bad, positive=True) for k in ("sensor_width_mm", "f_number",
+                                                                         "focus_distance_m", "focal_length_mm")
+            if c.get(k) is not None}
+    return Camera(name=name, **size, **pos, **centre, **lens)
+
+
+def _cam2world(value: Any, what: str, bad: Callable[[str], SceneError]) -> np.ndarray:
+    """A rigid 4x4 camera-to-world matrix: finite, last row (0, 0, 0, 1), rotation orthonormal and right-handed,
+    translation within ``MAX_COORD_M`` of the origin."""
+    try:
+        c2w = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise bad(f"{what}: missing or invalid cam2world") from None
+    if value is None or c2w.shape != (4, 4) or not np.isfinite(c2w).all():
+        raise bad(f"{what}: cam2world must be a finite 4x4 matrix")
+    rot = c2w[:3, :3]
+    if (np.abs(rot) > 1.0 + 1e-4).any() or not np.allclose(rot @ rot.T, np.eye(3), atol=1e-4) \
+            or np.linalg.det(rot) < 0:
+        raise bad(f"{what}: cam2world rotation is not orthonormal and right-handed")
+    if not np.allclose(c2w[3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
+        raise bad(f"{what}: cam2world's last row must be [0, 0, 0, 1], got {np.round(c2w[3], 6).tolist()}")
+    if (np.abs(c2w[:3, 3]) > MAX_COORD_M).any():
+        raise bad(f"{what}: cam2world translation {np.abs(c2w[:3, 3]).max():.3g} m is farther than {MAX_COORD_M:g} m "
+                  "from the origin (float32 positions lose centimetre precision; recentre the scene)")
+    return c2w
 
 
 def holdout_split(n: int, every: int = 8) -> list[str]:
