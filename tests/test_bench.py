@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recon.eval.bench import BenchConfig, run_bench
+from recon.bench.runner import BenchConfig, run_bench
 
 
 @pytest.mark.slow

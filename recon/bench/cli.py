@@ -1,10 +1,10 @@
-"""``recon bench``: baseline 3DGS against each supervision, side by side (see recon.eval.bench)."""
+"""``recon bench``: baseline 3DGS against each supervision, side by side (see recon.bench)."""
 
 from __future__ import annotations
 
 import tyro
 
-from recon.eval.bench import BenchConfig, run_bench
+from recon.bench.runner import BenchConfig, run_bench
 
 
 def main(argv: list[str], prog: str = "recon bench") -> int:
