@@ -11,7 +11,7 @@ import tyro
 from recon.data.convert.common import ConvertOptions, LensOptions
 from recon.errors import ReconError
 
-Source = Literal["waymo-v2", "waymo-v1", "colmap", "kitti", "drivestudio"]
+Source = Literal["waymo-v2", "waymo-v1", "colmap", "kitti", "kitti-raw", "drivestudio"]
 
 
 @dataclass
@@ -25,7 +25,10 @@ class ConvertArgs:
       waymo-v1     one Waymo v1 segment .tfrecord of Frame protos (read without TensorFlow, CRCs verified).
       colmap       COLMAP project: sparse/0 (or sparse/) model + images/; pinhole models kept, SIMPLE_RADIAL,
                    RADIAL, OPENCV undistorted, fisheye models refused; points3D -> points3d.npy.
-      kitti        KITTI odometry sequence: calib.txt (P0..P3), poses.txt, image_0.. (or image_l/image_r).
+      kitti        KITTI odometry sequence: calib.txt (P0..P3, Tr), poses.txt, image_0.. (or image_l/image_r),
+                   velodyne/ (optional, with a Tr line) -> world-frame LiDAR.
+      kitti-raw    KITTI raw drive folder (..._sync): image_02, image_03 (cam2, cam3), oxts poses (the devkit's
+                   recipe), velodyne_points -> world-frame LiDAR; calib files from the parent date folder or --calib.
       drivestudio  drivestudio processed Waymo scene: images/, ego_pose/, extrinsics/, intrinsics/, lidar/,
                    sky_masks/.
 
@@ -58,6 +61,13 @@ class ConvertArgs:
     """focus distance in metres (default: the source's documented assumption)"""
     sensor_width_mm: float | None = None
     """sensor width in millimetres (default: the source's documented value or assumption)"""
+    holdout_camera: tuple[str, ...] = ()
+    """cameras held out entirely for testing (novel views off the training trajectory, e.g. KITTI's cam3), besides
+    every 8th frame of every camera; a held-out camera's frame keeps LiDAR truth only where no training frame
+    uses the same sweep"""
+    calib: Path | None = None
+    """kitti-raw: folder with calib_cam_to_cam.txt, calib_velo_to_cam.txt, calib_imu_to_velo.txt (default: the
+    drive folder's parent)"""
     segment: str | None = None
     """waymo-v2: segment name when the folder holds several"""
     images: Path | None = None
@@ -76,6 +86,7 @@ def run(args: ConvertArgs) -> Path:
         check_replaceable_scene(args.out)  # only a recon scene is replaced (and only once the new one is complete)
     opts = ConvertOptions(cameras=tuple(args.cameras), start=args.start, end=args.end, downscale=args.downscale,
                           overwrite=args.overwrite, undistort=args.undistort, name=args.name,
+                          holdout_cameras=tuple(args.holdout_camera),
                           lens=LensOptions(args.f_number, args.focus_m, args.sensor_width_mm))
     if args.from_ == "waymo-v2":
         from recon.data.convert.waymo_v2 import convert_waymo_v2
@@ -93,6 +104,10 @@ def run(args: ConvertArgs) -> Path:
         from recon.data.convert.kitti import convert_kitti
 
         scene = convert_kitti(args.src, args.out, opts)
+    elif args.from_ == "kitti-raw":
+        from recon.data.convert.kitti_raw import convert_kitti_raw
+
+        scene = convert_kitti_raw(args.src, args.out, opts, calib_dir=args.calib)
     elif args.from_ == "drivestudio":
         from recon.data.convert.drivestudio import convert_drivestudio
 

@@ -88,7 +88,8 @@ def convert_colmap(src: str | Path, out: str | Path, opts: ConvertOptions | None
         raise ReconError(f"{out}: output folder exists (use --overwrite to replace it)")
 
     with atomic_directory(out, overwrite=opts.overwrite) as tmp:
-        writer = SceneWriter(tmp, "colmap", opts.name or src.name, opts.downscale)
+        writer = SceneWriter(tmp, "colmap", opts.name or src.name, opts.downscale,
+                             holdout_cameras=opts.holdout_cameras)
         for cid, (_model, (fx, fy, cx, cy, _dist), w, h) in cam_info.items():
             writer.add_camera(make_camera(f"cam{cid}", w, h, fx, fy, cx, cy, opts.lens, what=f"{model_dir}: camera "
                                           f"{cid}"))

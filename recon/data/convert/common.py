@@ -65,7 +65,9 @@ class ConvertOptions:
 
     ``cameras``: names to keep (empty = all); ``start``/``end``: half-open range of source frame (timestep)
     indices; ``downscale``: divide the image size by this factor (>= 1); ``undistort``: resample distorted
-    images to the pinhole model (else distortion is dropped, with a warning in ``scene.json`` meta).
+    images to the pinhole model (else distortion is dropped, with a warning in ``scene.json`` meta);
+    ``holdout_cameras``: cameras whose every frame goes to the test split (novel views off the training
+    trajectory), besides every 8th frame of the others.
     """
 
     cameras: tuple[str, ...] = ()
@@ -77,6 +79,7 @@ class ConvertOptions:
     lens: LensOptions = field(default_factory=LensOptions)
     name: str | None = None
     progress: bool | None = None  # None: show a bar only on a terminal
+    holdout_cameras: tuple[str, ...] = ()
 
     def check(self) -> None:
         if not (self.downscale >= 1.0 and math.isfinite(self.downscale)):
@@ -293,9 +296,11 @@ class SceneWriter:
     (every 8th frame of every camera held out, :func:`recon.data.scene.holdout_split`) and saves ``scene.json``.
     """
 
-    def __init__(self, root: Path, source: str, name: str, downscale: float = 1.0) -> None:
+    def __init__(self, root: Path, source: str, name: str, downscale: float = 1.0,
+                 holdout_cameras: tuple[str, ...] = ()) -> None:
         self.root = Path(root)
         self.source, self.name, self.downscale = source, name, float(downscale)
+        self.holdout_cameras = tuple(holdout_cameras)
         self.cameras: dict[str, Camera] = {}
         self.frames: list[Frame] = []
         self.points_path: Path | None = None
@@ -353,7 +358,9 @@ class SceneWriter:
         return fr
 
     def assign_split(self, order: list[list[Frame]] | None = None) -> None:
-        """Hold out every 8th frame of each group (default: each camera's frames in index order)."""
+        """Hold out every 8th frame of each group (default: each camera's frames in index order), and every frame
+        of the held-out cameras. Then keep each test frame's LiDAR truth out of training (see
+        :func:`separate_test_lidar`)."""
         if order is None:
             groups: dict[str, list[Frame]] = {}
             for f in self.frames:
@@ -362,17 +369,38 @@ class SceneWriter:
         for group in order:
             for f, s in zip(group, holdout_split(len(group))):
                 f.split = s
+        for f in self.frames:
+            if f.camera.name in self.holdout_cameras:
+                f.split = "test"
+        separate_test_lidar(self.frames)
 
     def finish(self, split_groups: list[list[Frame]] | None = None) -> Scene:
         if not self.frames:
             raise ReconError(f"{self.source}: no frames selected, nothing to convert")
+        unknown = [c for c in self.holdout_cameras if c not in self.cameras]
+        if unknown:
+            raise ReconError(f"--holdout-camera {', '.join(unknown)}: no such camera (cameras: "
+                             f"{', '.join(self.cameras)})")
         used = {f.camera.name for f in self.frames}
+        if used and used <= set(self.holdout_cameras):
+            raise ReconError(f"--holdout-camera {', '.join(self.holdout_cameras)}: every camera held out, nothing "
+                             "left to train on")
         cams = {k: c for k, c in self.cameras.items() if k in used}
         self.assign_split(split_groups)
         scene = Scene(root=self.root, cameras=cams, frames=self.frames, name=self.name, source=self.source,
                       points_path=self.points_path, meta=self.meta)
         scene.save()
         return scene
+
+
+def separate_test_lidar(frames: list[Frame]) -> None:
+    """A test frame whose LiDAR sweep is also a training frame's (a held-out camera at a training timestep) loses
+    it: a sweep that trains cannot also be the truth that scores. The test frames of held-out timesteps keep
+    their own sweeps, which no training frame names."""
+    train_sweeps = {f.lidar_path for f in frames if f.split == "train" and f.lidar_path is not None}
+    for f in frames:
+        if f.split != "train" and f.lidar_path in train_sweeps:
+            f.lidar_path = None
 
 
 def make_camera(name: str, width: int, height: int, fx: float, fy: float, cx: float, cy: float, lens: LensOptions,

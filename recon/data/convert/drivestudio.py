@@ -101,7 +101,8 @@ def convert_drivestudio(src: str | Path, out: str | Path, opts: ConvertOptions |
         raise ReconError(f"{out}: output folder exists (use --overwrite to replace it)")
 
     with atomic_directory(out, overwrite=opts.overwrite) as tmp:
-        writer = SceneWriter(tmp, "drivestudio", opts.name or src.name, opts.downscale)
+        writer = SceneWriter(tmp, "drivestudio", opts.name or src.name, opts.downscale,
+                             holdout_cameras=opts.holdout_cameras)
         cam_to_ego, intr = {}, {}
         for c in cam_ids:
             E = _rigid(src / "extrinsics" / f"{c}.txt")

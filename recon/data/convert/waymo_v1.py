@@ -150,7 +150,8 @@ def convert_waymo_v1(src: str | Path, out: str | Path, opts: ConvertOptions | No
             if builder is None:
                 if not frame.camera_calibs:
                     raise ReconError(f"{what}: Frame context has no camera calibrations")
-                writer = SceneWriter(tmp, "waymo-v1", opts.name or frame.context_name or src.stem, opts.downscale)
+                writer = SceneWriter(tmp, "waymo-v1", opts.name or frame.context_name or src.stem, opts.downscale,
+                                     holdout_cameras=opts.holdout_cameras)
                 builder = WaymoSceneBuilder(writer, frame.camera_calibs, opts, str(src), frame.pose[:3, 3].copy())
                 laser_calibs = frame.laser_calibs
                 writer.meta["segment"] = frame.context_name

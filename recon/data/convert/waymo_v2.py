@@ -190,7 +190,8 @@ def convert_waymo_v2(src: str | Path, out: str | Path, opts: ConvertOptions | No
 
     where = str(src)
     with atomic_directory(out, overwrite=opts.overwrite) as tmp:
-        writer = SceneWriter(tmp, "waymo-v2", opts.name or segment, opts.downscale)
+        writer = SceneWriter(tmp, "waymo-v2", opts.name or segment, opts.downscale,
+                             holdout_cameras=opts.holdout_cameras)
         builder = WaymoSceneBuilder(writer, calibs, opts, where, offset)
         img_cols = [K_TS, K_CAM, f"{CI}.image"] + ([f"{CI}.pose.transform"] if has_cam_pose else [])
         n_rows = sum(1 for ts, c in zip(keys[K_TS], keys[K_CAM]) if int(ts) in steps and builder.wants(int(c)))
