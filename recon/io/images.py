@@ -43,16 +43,28 @@ def read_image(path: str | Path) -> np.ndarray:
     return out
 
 
-def write_image(path: str | Path, image: np.ndarray) -> Path:
-    """Write a float image in [0, 1] (H, W, 3) or (H, W) as an 8-bit PNG/JPEG, atomically."""
+def write_image(path: str | Path, image: np.ndarray, tag: str | None = None) -> Path:
+    """Write a float image in [0, 1] (H, W, 3) or (H, W) as an 8-bit PNG/JPEG, atomically.
+
+    ``tag`` (PNG and JPEG only) is stored as the PNG ``Software`` text / the JPEG comment: recon marks the images it
+    may later replace with ``--overwrite`` (see :mod:`recon.io.outputs`)."""
     import imageio.v3 as iio
 
     path = Path(path)
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    ext = path.suffix.lower() or ".png"
+    kwargs: dict = {}
+    if tag is not None and ext == ".png":
+        from PIL.PngImagePlugin import PngInfo
+
+        kwargs["pnginfo"] = PngInfo()
+        kwargs["pnginfo"].add_text("Software", tag)
+    elif tag is not None and ext in (".jpg", ".jpeg"):
+        kwargs["comment"] = tag.encode("utf-8")
     buf = io.BytesIO()
-    iio.imwrite(buf, arr, extension=path.suffix or ".png")
+    iio.imwrite(buf, arr, extension=ext, **kwargs)
     return atomic_write_bytes(path, buf.getvalue())
 
 

@@ -44,10 +44,13 @@ class BokehLens:
             raise ReconError(f"--f-number must be a positive number, got {self.f_number}")
         if not (np.isfinite(self.focus_m) and self.focus_m > 0):
             raise ReconError(f"--focus-m must be a positive distance in metres, got {self.focus_m}")
-        if not self.focal_length_mm > 0:
+        if not (np.isfinite(self.focal_length_mm) and self.focal_length_mm > 0):
             raise ReconError(f"--focal-length-mm must be positive, got {self.focal_length_mm}")
-        if not self.sensor_width_mm > 0:
+        if not (np.isfinite(self.sensor_width_mm) and self.sensor_width_mm > 0):
             raise ReconError(f"--sensor-width-mm must be positive, got {self.sensor_width_mm}")
+        if not self.focus_m * 1000.0 > self.focal_length_mm:
+            raise ReconError(f"--focus-m {self.focus_m:g} m is not beyond the focal length ({self.focal_length_mm:g} "
+                             "mm): a thin lens cannot focus there")
 
     def lens(self, width_px: int) -> Lens:
         """The :class:`recon.optics.Lens` of this setting for an image ``width_px`` pixels wide."""
@@ -133,7 +136,7 @@ def sweep_settings(depth: np.ndarray, base: BokehLens, k: int, sweep: str = "foc
         invs = np.linspace(hi, lo, k) if k > 1 else np.array([0.5 * (hi + lo)])
         return [BokehLens(float(1.0 / q), base.f_number, base.focal_length_mm, base.sensor_width_mm) for q in invs]
     if sweep == "aperture":
-        if not f_number_max > 0:
+        if not (np.isfinite(f_number_max) and f_number_max > 0):
             raise ReconError(f"--f-number-max must be positive, got {f_number_max}")
         ns = np.geomspace(base.f_number, f_number_max, k) if k > 1 else np.array([base.f_number])
         return [BokehLens(base.focus_m, float(n), base.focal_length_mm, base.sensor_width_mm) for n in ns]

@@ -2,10 +2,16 @@
 
     recon bokeh IMAGE --depth D.npy --focus-m 4 --f-number 1.8 [--shape hexagon] [--out out.png]
     recon bokeh IMAGE --depth D.npy --focus-m 4 --f-number 1.8 --stack 8 [--sweep focus|aperture] --out stack/
+
+An existing output is replaced only with ``--overwrite`` and only when ``recon bokeh`` wrote it (an image carries a
+"recon bokeh" tag, a stack folder ``stack.json`` with ``"format": "recon-bokeh-stack"``); never the input image or
+depth. Outputs are written atomically, a stack as a whole folder.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -13,8 +19,9 @@ from typing import Annotated, Literal
 import tyro
 
 from recon.errors import ReconError
-from recon.io.atomic import atomic_write_json
+from recon.io.atomic import atomic_directory, atomic_write_json
 from recon.io.images import write_image
+from recon.io.outputs import check_output_folder, check_output_image
 from recon.priors.bokeh import (
     DEFAULT_FOCAL_LENGTH_MM,
     DEFAULT_SENSOR_WIDTH_MM,
@@ -55,6 +62,13 @@ class BokehArgs:
     """Blur in linear light (decode sRGB first), as a real lens does."""
     highlight_gain: float = 0.0
     """Brighten near-white pixels before blurring so highlights bloom (0 = off)."""
+    overwrite: bool = False
+    """Replace an existing --out (only an earlier `recon bokeh` output; never the input image or depth)."""
+
+
+COMMAND = "recon bokeh"
+STACK_MARKER = "stack.json"
+STACK_FORMAT = "recon-bokeh-stack"
 
 
 def main(argv: list[str], prog: str = "recon bokeh") -> int:
@@ -63,23 +77,42 @@ def main(argv: list[str], prog: str = "recon bokeh") -> int:
     base.validate()
     if args.stack < 0:
         raise ReconError(f"--stack must be >= 0, got {args.stack}")
-    img, depth = load_image_and_depth(args.image, args.depth)
+    if not (math.isfinite(args.highlight_gain) and args.highlight_gain >= 0):
+        raise ReconError(f"--highlight-gain must be >= 0, got {args.highlight_gain}")
+    inputs = [args.image, args.depth]
     if args.stack == 0:
         out = args.out or args.image.with_name(f"{args.image.stem}_bokeh.png")
-        write_image(out, render_bokeh(img, depth, base, args.shape, args.linear_light, args.highlight_gain))
+        check_output_image(out, COMMAND, args.overwrite, inputs)
+    else:
+        folder = args.out or args.image.with_name(f"{args.image.stem}_bokeh_stack")
+        if args.sweep == "aperture" and not (math.isfinite(args.f_number_max) and args.f_number_max > 0):
+            raise ReconError(f"--f-number-max must be positive, got {args.f_number_max}")
+        names = [f"bokeh_{i:03d}.png" for i in range(args.stack)]
+        check_output_folder(folder, COMMAND, STACK_MARKER, STACK_FORMAT, {STACK_MARKER, *_stack_names(folder)},
+                            args.overwrite, inputs)
+    img, depth = load_image_and_depth(args.image, args.depth)
+    if args.stack == 0:
+        write_image(out, render_bokeh(img, depth, base, args.shape, args.linear_light, args.highlight_gain),
+                    tag=COMMAND)
         print(f"wrote {out} (focus {base.focus_m:g} m, f/{base.f_number:g}, {args.shape})")
         return 0
-    folder = args.out or args.image.with_name(f"{args.image.stem}_bokeh_stack")
-    if folder.exists() and not folder.is_dir():
-        raise ReconError(f"--out {folder}: exists and is not a folder (a stack is written as a folder)")
     settings = sweep_settings(depth, base, args.stack, args.sweep, args.f_number_max)
     entries = []
-    for i, s in enumerate(settings):
-        name = f"bokeh_{i:03d}.png"
-        write_image(folder / name, render_bokeh(img, depth, s, args.shape, args.linear_light, args.highlight_gain))
-        entries.append({"image": name, "focus_m": s.focus_m, "f_number": s.f_number})
-    atomic_write_json(folder / "stack.json", {
-        "source": str(args.image), "depth": str(args.depth), "sweep": args.sweep, "shape": args.shape,
-        "focal_length_mm": base.focal_length_mm, "sensor_width_mm": base.sensor_width_mm, "images": entries})
+    with atomic_directory(folder, overwrite=True) as tmp:  # --out was checked above
+        for name, s in zip(names, settings):
+            write_image(tmp / name, render_bokeh(img, depth, s, args.shape, args.linear_light, args.highlight_gain),
+                        tag=COMMAND)
+            entries.append({"image": name, "focus_m": s.focus_m, "f_number": s.f_number})
+        atomic_write_json(tmp / STACK_MARKER, {
+            "format": STACK_FORMAT, "source": str(args.image), "depth": str(args.depth), "sweep": args.sweep,
+            "shape": args.shape, "focal_length_mm": base.focal_length_mm, "sensor_width_mm": base.sensor_width_mm,
+            "images": entries})
     print(f"wrote {len(entries)} images and stack.json to {folder} ({args.sweep} sweep)")
     return 0
+
+
+def _stack_names(folder: Path) -> list[str]:
+    """The image names an earlier stack in ``folder`` may hold (bokeh_000.png ..., any count)."""
+    if not folder.is_dir():
+        return []
+    return [p.name for p in folder.iterdir() if re.fullmatch(r"bokeh_\d{3,}\.png", p.name)]

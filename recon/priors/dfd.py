@@ -24,6 +24,7 @@ CoC *diameters* in pixels. Thin lens: ``c = fx * A * |1/d - 1/d_f|`` (see :mod:`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,14 @@ def _t(img: np.ndarray) -> torch.Tensor:
     if a.ndim == 2:
         a = a[..., None]
     return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
+
+
+def _check_range(depth_range: tuple[float, float], what: str) -> tuple[float, float]:
+    """(near, far) metres of a depth sweep: finite, 0 < near < far."""
+    near, far = (float(x) for x in depth_range)
+    if not (math.isfinite(near) and math.isfinite(far) and 0 < near < far):
+        raise ReconError(f"{what}: the depth range must satisfy 0 < near < far, got near {near:g} m, far {far:g} m")
+    return near, far
 
 
 def _check_same(images: list[np.ndarray], what: str) -> None:
@@ -143,7 +152,7 @@ def dfd_aperture_pair(small: np.ndarray, large: np.ndarray, fx: float, aperture_
                          f"({aperture_small_m} m)")
     if not focus_m > 0 or not fx > 0:
         raise ReconError(f"dfd pair: focus distance and fx must be positive (got {focus_m}, {fx})")
-    near, far = depth_range
+    near, far = _check_range(depth_range, "dfd pair")
     m_max = max(abs(1.0 / near - 1.0 / focus_m), abs(1.0 / far - 1.0 / focus_m))
     if side == "far" and side_prior is None:
         m_max = min(m_max, 1.0 / focus_m)  # nothing beyond infinity
@@ -188,8 +197,8 @@ def depth_from_focus(images: list[np.ndarray], focus_m: list[float], *, window_s
     if len(images) != len(focus_m) or len(images) < 3:
         raise ReconError(f"dfd stack: need at least 3 images with one focus distance each "
                          f"(got {len(images)} images, {len(focus_m)} focus distances)")
-    if any(not f > 0 for f in focus_m):
-        raise ReconError(f"dfd stack: focus distances must be positive, got {list(focus_m)}")
+    if any(not (f > 0 and math.isfinite(f)) for f in focus_m) or len(set(focus_m)) != len(focus_m):
+        raise ReconError(f"dfd stack: focus distances must be positive and distinct, got {list(focus_m)}")
     _check_same(images, "dfd stack")
     order = np.argsort([1.0 / f for f in focus_m])
     q = torch.tensor([1.0 / focus_m[i] for i in order])
@@ -240,7 +249,7 @@ def dfd_focal_stack(images: list[np.ndarray], focus_m: list[float], fx: float, a
     if not fx > 0 or not aperture_m > 0:
         raise ReconError(f"dfd stack: fx and the aperture must be positive (got {fx}, {aperture_m})")
     _check_same(images, "dfd stack")
-    near, far = depth_range
+    near, far = _check_range(depth_range, "dfd stack")
     qs = torch.linspace(1.0 / far, 1.0 / near, n_candidates)
     xs = [_t(im) for im in images]
     inv_f = [1.0 / f for f in focus_m]
@@ -349,6 +358,8 @@ def metric_from_relative(blur_px: np.ndarray, ref_depth: np.ndarray, ref_weight:
     if focus_m is None:
         mat = np.stack([np.ones_like(xb), xb], axis=1)
         a, b = np.linalg.lstsq(mat * ww[:, None], y * ww, rcond=None)[0]
+    elif not (math.isfinite(focus_m) and focus_m > 0):
+        raise ReconError(f"metric scale: the focus distance must be positive, got {focus_m}")
     else:
         a = 1.0 / focus_m
         b = float(np.sum(ww**2 * xb * (y - a)) / max(float(np.sum(ww**2 * xb * xb)), 1e-12))

@@ -5,11 +5,15 @@
     recon dfd single IMAGE.png --out DIR [--reference-depth LIDAR.npy]
 
 Each writes ``depth.npy`` (float32 metres, 0 = no estimate; ``defocus_px.npy`` instead for a single image without a
-reference), ``confidence.npy`` (float32 in [0, 1]) and ``depth.png`` (a preview) into DIR, atomically.
+reference), ``confidence.npy`` (float32 in [0, 1]), ``depth.png`` (a preview) and ``dfd.json`` (the settings, with
+``"format": "recon-dfd"``: the marker by which a later ``--overwrite`` knows the folder is a dfd output) into DIR,
+atomically. An existing DIR is replaced only with ``--overwrite`` and only when it is an earlier dfd output (see
+:mod:`recon.io.outputs`); lens and range options are checked before any image is read.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,7 @@ import tyro
 from recon.errors import ReconError
 from recon.io.atomic import atomic_directory, atomic_save_npy, atomic_write_json
 from recon.io.images import read_depth, read_image, write_image
+from recon.io.outputs import check_output_folder
 from recon.optics.thin_lens import aperture_diameter_m, fx_from_lens
 from recon.priors.dfd import (
     DfdResult,
@@ -62,6 +67,8 @@ class PairArgs:
     """Focal length in pixels; overrides the value computed from --focal-length-mm and --sensor-width-mm."""
     out: Path = Path("dfd_pair")
     """Output folder."""
+    overwrite: bool = False
+    """Replace an existing --out folder (only an earlier `recon dfd` output; it stays if this run fails)."""
 
 
 @dataclass
@@ -90,6 +97,8 @@ class StackArgs:
     """Farthest depth of the sweep, metres (thin-lens inversion)."""
     out: Path = Path("dfd_stack")
     """Output folder."""
+    overwrite: bool = False
+    """Replace an existing --out folder (only an earlier `recon dfd` output; it stays if this run fails)."""
 
 
 @dataclass
@@ -103,18 +112,50 @@ class SingleArgs:
     """Focus distance (metres), fixes the offset of the metric fit when known."""
     out: Path = Path("dfd_single")
     """Output folder."""
+    overwrite: bool = False
+    """Replace an existing --out folder (only an earlier `recon dfd` output; it stays if this run fails)."""
+
+
+MARKER = "dfd.json"
+FORMAT = "recon-dfd"
+OUTPUT_NAMES = ("depth.npy", "defocus_px.npy", "confidence.npy", "depth.png", MARKER)
+
+
+def _positive(flag: str, value: float | None) -> None:
+    """A finite, positive option value (None: not given)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ReconError(f"{flag} must be positive, got {value}")
+
+
+def _check_lens(a: PairArgs | StackArgs, focus_m: tuple[float, ...]) -> None:
+    """Lens and sweep options: finite and positive, --near-m < --far-m, each focus beyond the focal length."""
+    _positive("--focal-length-mm", a.focal_length_mm)
+    _positive("--sensor-width-mm", a.sensor_width_mm)
+    _positive("--fx", a.fx)
+    _positive("--near-m", a.near_m)
+    _positive("--far-m", a.far_m)
+    if not a.near_m < a.far_m:
+        raise ReconError(f"--near-m ({a.near_m:g}) must be smaller than --far-m ({a.far_m:g})")
+    for f in focus_m:
+        _positive("--focus-m", f)
+        if not f * 1000.0 > a.focal_length_mm:
+            raise ReconError(f"--focus-m {f:g} m is not beyond the focal length ({a.focal_length_mm:g} mm): a thin "
+                             "lens cannot focus there")
+
+
+def _check_out(a: PairArgs | StackArgs | SingleArgs, command: str, inputs: list[Path | None]) -> None:
+    check_output_folder(a.out, command, MARKER, FORMAT, OUTPUT_NAMES, a.overwrite,
+                        [p for p in inputs if p is not None])
 
 
 def _fx(args: PairArgs | StackArgs, width: int) -> float:
     if args.fx is not None:
-        if not args.fx > 0:
-            raise ReconError(f"--fx must be positive, got {args.fx}")
         return args.fx
     return fx_from_lens(args.focal_length_mm, args.sensor_width_mm, width)
 
 
 def _write(out: Path, res: DfdResult, meta: dict, relative_name: str = "depth.npy") -> None:
-    with atomic_directory(out, overwrite=True) as tmp:
+    with atomic_directory(out, overwrite=True) as tmp:  # --out was checked up front (_check_out)
         atomic_save_npy(tmp / relative_name, res.depth)
         atomic_save_npy(tmp / "confidence.npy", res.confidence)
         d = res.depth
@@ -123,24 +164,23 @@ def _write(out: Path, res: DfdResult, meta: dict, relative_name: str = "depth.np
             inv = np.where(valid, 1.0 / np.maximum(d, 1e-6), 0.0) if not res.relative else d
             lo, hi = np.percentile(inv[valid], [2, 98])
             write_image(tmp / "depth.png", np.clip((inv - lo) / max(hi - lo, 1e-9), 0, 1) * valid)
-        atomic_write_json(tmp / "dfd.json", meta)
+        atomic_write_json(tmp / MARKER, {"format": FORMAT, **meta})
     print(f"wrote {out}/{relative_name}, confidence.npy (mean confidence {float(res.confidence.mean()):.2f})")
 
 
 def pair_main(argv: list[str], prog: str) -> int:
     a = tyro.cli(PairArgs, args=argv, prog=prog)
+    for flag, n in (("--f-number-small", a.f_number_small), ("--f-number-large", a.f_number_large)):
+        _positive(flag, n)
+    if not a.f_number_large < a.f_number_small:
+        raise ReconError(f"--f-number-large ({a.f_number_large}) must be smaller than --f-number-small "
+                         f"({a.f_number_small})")
+    _check_lens(a, (a.focus_m,))
+    _check_out(a, "recon dfd", [a.small, a.large, a.side_prior])
     small, large = read_image(a.small), read_image(a.large)
     if small.shape != large.shape:
         raise ReconError(f"{a.large}: image is {large.shape[1]}x{large.shape[0]} but {a.small} is "
                          f"{small.shape[1]}x{small.shape[0]}")
-    for flag, n in (("--f-number-small", a.f_number_small), ("--f-number-large", a.f_number_large)):
-        if not n > 0:
-            raise ReconError(f"{flag} must be positive, got {n}")
-    if not a.f_number_large < a.f_number_small:
-        raise ReconError(f"--f-number-large ({a.f_number_large}) must be smaller than --f-number-small "
-                         f"({a.f_number_small})")
-    if not a.focus_m > 0:
-        raise ReconError(f"--focus-m must be positive, got {a.focus_m}")
     prior = read_depth(a.side_prior) if a.side_prior is not None else None
     if prior is not None and prior.shape != small.shape[:2]:
         raise ReconError(f"{a.side_prior}: side prior is {prior.shape[::-1]} but the images are "
@@ -157,6 +197,11 @@ def stack_main(argv: list[str], prog: str) -> int:
     a = tyro.cli(StackArgs, args=argv, prog=prog)
     if len(a.images) != len(a.focus_m):
         raise ReconError(f"--focus-m: got {len(a.focus_m)} distances for {len(a.images)} images")
+    _positive("--f-number", a.f_number)
+    _check_lens(a, a.focus_m)
+    if len(set(a.focus_m)) != len(a.focus_m):
+        raise ReconError(f"--focus-m: the focus distances must differ (a focal stack), got {list(a.focus_m)}")
+    _check_out(a, "recon dfd", list(a.images))
     imgs = [read_image(p) for p in a.images]
     for p, im in zip(a.images, imgs):
         if im.shape != imgs[0].shape:
@@ -164,8 +209,6 @@ def stack_main(argv: list[str], prog: str) -> int:
                              f"{imgs[0].shape[1]}x{imgs[0].shape[0]}")
     meta = {"images": [str(p) for p in a.images], "focus_m": list(a.focus_m)}
     if a.f_number is not None:
-        if not a.f_number > 0:
-            raise ReconError(f"--f-number must be positive, got {a.f_number}")
         fx = _fx(a, imgs[0].shape[1])
         res = dfd_focal_stack(imgs, list(a.focus_m), fx, aperture_diameter_m(a.focal_length_mm, a.f_number),
                               depth_range=(a.near_m, a.far_m))
@@ -179,6 +222,10 @@ def stack_main(argv: list[str], prog: str) -> int:
 
 def single_main(argv: list[str], prog: str) -> int:
     a = tyro.cli(SingleArgs, args=argv, prog=prog)
+    _positive("--focus-m", a.focus_m)
+    if a.focus_m is not None and a.reference_depth is None:
+        raise ReconError("--focus-m is used only with --reference-depth (it fixes the metric fit's offset)")
+    _check_out(a, "recon dfd", [a.image, a.reference_depth])
     img = read_image(a.image)
     res = single_image_defocus(img)
     meta: dict = {"method": "single image (gradient-ratio re-blur + WLS propagation)", "image": str(a.image)}
