@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from recon.bench.runner import BenchConfig, run_bench
+from recon.bench.config import BenchConfig
+from recon.bench.runner import run_bench
 
 
 @pytest.mark.slow

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 
-from recon.bench.runner import BenchConfig, RunResult, markdown, strict_json, summarise
+from recon.bench.config import BenchConfig
+from recon.bench.report import RunResult, markdown, strict_json, summarise
 
 
 def _run(method: str, seed: int, psnr: float, rel_err: float, n_gaussians: int = 60_000) -> RunResult:
