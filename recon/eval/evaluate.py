@@ -52,7 +52,8 @@ def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = Tru
     """
     run = Path(run)
     if trainer is not None:
-        scene, device = trainer.scene, trainer.device
+        # the trainer holds the scene as training sees it (no held-out LiDAR): the truth comes from disk
+        scene, device = Scene.load(trainer.scene.root), trainer.device
         params, sky, sh_degree = trainer.params, trainer.sky, trainer.cfg.optim.sh_degree
         exposure, cam_names, downscale = trainer.exposure, trainer.camera_names, trainer.cfg.downscale
     else:
@@ -74,14 +75,15 @@ def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = Tru
     # a live trainer already holds the decoded training views; only a run loaded from disk decodes them again
     train_views = trainer.views if trainer is not None else load_views(
         scene.train_frames, downscale, device, cam_names, desc="loading training views")
-    per_view, preds, gts, consist = [], [], [], []
+    per_view, preds, gts, consist, cams = [], [], [], [], []
     g = {k: v.detach() for k, v in activated(params).items()}
     out_dir = ensure_dir(run / "eval", "eval folder")  # before rendering: an unwritable run fails at once
     with torch.no_grad():
         for v in tqdm(views, desc="evaluating", leave=False, disable=not progress):
             out = render_frame(g, v.viewmat, v.K, v.width, v.height, sh_degree, sky)
             rgb = apply_exposure(out.rgb, exposure, v.camera_index).clamp(0, 1)
-            rec = {"frame": v.frame.id, "psnr": psnr(rgb, v.image), "ssim": ssim(rgb, v.image)}
+            rec = {"frame": v.frame.id, "camera": v.frame.camera.name, "psnr": psnr(rgb, v.image),
+                   "ssim": ssim(rgb, v.image)}
             if train_views:
                 tv = nearest_train_view(v, train_views)
                 out_j = render_frame(g, tv.viewmat, tv.K, tv.width, tv.height, sh_degree, sky)
@@ -95,6 +97,7 @@ def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = Tru
             if gt is not None:
                 preds.append(depth.ravel())
                 gts.append(gt.cpu().numpy().ravel())
+                cams.append(v.frame.camera.name)
             if write_outputs:
                 write_image(out_dir / "images" / f"{v.frame.id}.png", rgb.cpu().numpy())
                 write_depth(out_dir / "depth" / f"{v.frame.id}.npy", depth)
@@ -106,12 +109,40 @@ def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = Tru
         "lpips": float(np.mean([r["lpips"] for r in per_view])) if lp.available else None,
         "lpips_note": lp.reason or None,
         "depth_reference": "ground_truth" if scene.has_depth() else ("lidar" if scene.has_lidar() else None),
-        "depth": depth_metrics(np.concatenate(preds), np.concatenate(gts)) if preds else None,
+        "depth": _depth_with_coverage(preds, gts) if preds else None,
+        "per_camera": _per_camera(per_view, preds, gts, cams),
         "reprojection": summarise_consistency(consist) if consist else None,
         "per_view": per_view,
     }
     atomic_write_json(out_dir / "metrics.json", metrics)  # also with --no-outputs, as its help says
     return metrics
+
+
+def _depth_with_coverage(preds: list[np.ndarray], gts: list[np.ndarray]) -> dict[str, Any]:
+    """Depth metrics pooled over the views, each band with its ``coverage``: the share of all evaluated pixels
+    that have a truth value in that band (sparse LiDAR covers a few percent of a view)."""
+    d = depth_metrics(np.concatenate(preds), np.concatenate(gts))
+    total = sum(p.size for p in preds)
+    for band in d.values():
+        band["coverage"] = band["n"] / total if total else 0.0
+    return d
+
+
+def _per_camera(per_view: list[dict[str, Any]], preds: list[np.ndarray], gts: list[np.ndarray],
+                cams: list[str]) -> dict[str, Any]:
+    """Image and depth metrics of each camera's test views (a held-out camera shows novel-view quality apart)."""
+    out: dict[str, Any] = {}
+    for name in sorted({r["camera"] for r in per_view}):
+        recs = [r for r in per_view if r["camera"] == name]
+        sel = [i for i, c in enumerate(cams) if c == name]
+        out[name] = {
+            "n_views": len(recs),
+            "psnr": float(np.mean([r["psnr"] for r in recs])),
+            "ssim": float(np.mean([r["ssim"] for r in recs])),
+            "n_depth_views": len(sel),
+            "depth": _depth_with_coverage([preds[i] for i in sel], [gts[i] for i in sel]) if sel else None,
+        }
+    return out
 
 
 def format_metrics(m: dict[str, Any]) -> str:
@@ -128,9 +159,19 @@ def format_metrics(m: dict[str, Any]) -> str:
     d = m.get("depth")
     if d:
         lines.append(f"depth vs {m['depth_reference']}:")
-        lines.append(f"  {'band':<8}{'AbsRel':>9}{'RMSE m':>9}{'d<1.25':>9}{'pixels':>10}")
+        lines.append(f"  {'band':<8}{'AbsRel':>9}{'RMSE m':>9}{'d<1.25':>9}{'pixels':>10}{'coverage':>10}")
         for band in ("near", "mid", "far", "overall"):
             b = d.get(band)
             if b and b["n"]:
-                lines.append(f"  {band:<8}{b['abs_rel']:>9.3f}{b['rmse']:>9.2f}{b['delta1']:>9.3f}{int(b['n']):>10}")
+                lines.append(f"  {band:<8}{b['abs_rel']:>9.3f}{b['rmse']:>9.2f}{b['delta1']:>9.3f}{int(b['n']):>10}"
+                             f"{100 * b.get('coverage', float('nan')):>9.1f}%")
+    pc = m.get("per_camera") or {}
+    if len(pc) > 1:
+        lines.append("per camera:")
+        for name, c in pc.items():
+            dd = (c.get("depth") or {}).get("overall")
+            depth = (f"   depth AbsRel {dd['abs_rel']:.3f} over {c['n_depth_views']} views" if dd and dd["n"]
+                     else "")
+            lines.append(f"  {name:<10}{c['n_views']:>4} views   PSNR {c['psnr']:.2f} dB   SSIM {c['ssim']:.4f}"
+                         + depth)
     return "\n".join(lines)

@@ -141,6 +141,32 @@ def far_points(frames: list[Frame], images: dict[str, np.ndarray], near_xyz: np.
     return np.concatenate(xyz_all), np.concatenate(rgb_all).astype(np.float32)
 
 
+def _row_count(path) -> int:
+    """Rows stored in a point file, valid or not (``load_points`` drops non-finite and out-of-range rows)."""
+    try:
+        return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[0])
+    except Exception:  # load_points has already named an unreadable file
+        return 0
+
+
+def load_seed_points(paths: list, what: str) -> np.ndarray:
+    """The valid xyz rows of ``paths`` merged; refuse when none is valid, warn when most are not.
+
+    A sweep full of NaN or a points3d.npy of garbage would otherwise seed training from the far points alone
+    (a few hundred points), which trains without complaint and ends with metres of depth error."""
+    parts = [load_points(p)[:, :3] for p in paths]  # one-line error if unreadable
+    valid = sum(len(x) for x in parts)
+    total = sum(_row_count(p) for p in paths)
+    where = str(paths[0]) if len(paths) == 1 else f"{len(paths)} {what} files ({paths[0].parent})"
+    if valid == 0:
+        raise ReconError(f"{where}: no valid seed point ({total} rows, all non-finite or out of range); fix the "
+                         f"{what} data or seed with --init.source random")
+    if valid < 0.5 * total:
+        warnings.warn(f"{where}: only {valid} of {total} {what} points are finite and in range; seeding from "
+                      "those", stacklevel=2)
+    return np.concatenate(parts).astype(np.float32)
+
+
 def random_points(frames: list[Frame], n: int, rng: np.random.Generator, near: float = 2.0,
                   far: float = 100.0) -> np.ndarray:
     """Points spread in the training frusta, uniform in inverse depth (fallback without LiDAR or SfM)."""
@@ -171,14 +197,12 @@ def initial_points(scene: Scene, frames: list[Frame], images: dict[str, np.ndarr
     if source == "lidar":
         if not scene.has_lidar():
             raise ReconError(f"{scene.root}: init source 'lidar' requested but the scene has no LiDAR sweeps")
-        sweeps = [load_points(p)[:, :3] for p in scene.lidar_sweeps()]  # one-line error if unreadable
-        xyz = clean_points(np.concatenate(sweeps).astype(np.float32), cfg, rng)
+        xyz = clean_points(load_seed_points(scene.lidar_sweeps(), "LiDAR"), cfg, rng)
         rgb = colorize(xyz, frames, images)
     elif source == "sfm":
-        pts = scene.load_sfm_points()
-        if pts is None:
+        if scene.points_path is None:
             raise ReconError(f"{scene.root}: init source 'sfm' requested but the scene has no points3d file")
-        xyz = clean_points(pts[:, :3], cfg, rng)
+        xyz = clean_points(load_seed_points([scene.points_path], "SfM"), cfg, rng)
         rgb = colorize(xyz, frames, images)
     elif source == "random":
         xyz = random_points(frames, cfg.random_points, rng)

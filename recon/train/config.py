@@ -136,6 +136,10 @@ class TrainConfig:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    use_lidar: bool = True
+    """Let training use the training frames' LiDAR sweeps (seeding, the LiDAR depth loss, LiDAR as the DoF prior).
+    --no-use-lidar is the camera-only regime: LiDAR then serves only to score depth. Held-out frames' sweeps never
+    reach training either way (recon.data.splits)."""
     init_opacity: float = 0.1
     sky_model: bool = True
     """Learn a view-direction sky map composited behind the Gaussians."""

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from recon.data.check import check_scene_files
 from recon.data.scene import Scene
+from recon.data.splits import training_scene
 from recon.errors import ReconError
 from recon.io.atomic import atomic_write_json, clean_orphans, replacing_contents
 from recon.io.folders import ensure_dir
@@ -85,8 +86,10 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         self.device = pick_device(cfg.device)
         self.backend = "auto"
-        self.scene = Scene.load(cfg.data)
-        check_scene_files(self.scene)  # a corrupt test image or LiDAR sweep stops here, not after training
+        scene = Scene.load(cfg.data)
+        check_scene_files(scene)  # a corrupt test image or LiDAR sweep stops here, not after training
+        # everything below (seeds, priors, losses) sees LiDAR only through this: held-out sweeps never train
+        self.scene = training_scene(scene, cfg.use_lidar)
         frames = self.scene.train_frames
         if not frames:
             raise ReconError(f"{self.scene.root / 'scene.json'}: no frames in the 'train' split")
