@@ -47,6 +47,18 @@ def _scene_of_run(run: Path, notes: list[str]) -> Scene | None:
     return None
 
 
+def _finite(g: GaussianData, ply: Path, notes: list[str]) -> GaussianData:
+    """Drop Gaussians with a NaN or infinite parameter (counted in a note); refuse a file with none left."""
+    ok = g.finite_mask()
+    if ok.all():
+        return g
+    if not ok.any():
+        raise ReconError(f"{ply}: none of the {len(g):,} Gaussians has finite values (NaN or infinite parameters)")
+    notes.append(f"{ply}: {len(g) - int(ok.sum()):,} of {len(g):,} Gaussians have NaN or infinite parameters and "
+                 "are not shown")
+    return g.subset(ok)
+
+
 def resolve_input(path: str | Path) -> ViewerInput:
     """Open a PLY file or a run folder; raise :class:`ReconError` (one line) when it is neither."""
     path = Path(path)
@@ -58,5 +70,5 @@ def resolve_input(path: str | Path) -> ViewerInput:
         if not ply.is_file():
             raise ReconError(f"{path}: no point_cloud.ply in this folder (is it a `recon train` run folder?)")
         scene = _scene_of_run(path, notes)
-        return ViewerInput(ply, load_ply(ply), scene, path, run_dir=path, notes=notes)
-    return ViewerInput(path, load_ply(path), None, path.parent, run_dir=None, notes=notes)
+        return ViewerInput(ply, _finite(load_ply(ply), ply, notes), scene, path, run_dir=path, notes=notes)
+    return ViewerInput(path, _finite(load_ply(path), path, notes), None, path.parent, run_dir=None, notes=notes)

@@ -23,13 +23,15 @@ class EvalArgs:
 
 def main(argv: list[str], prog: str = "recon eval") -> int:
     from recon.eval.evaluate import evaluate_run, format_metrics
+    from recon.io.diskfull import disk_full_is_one_line
 
     args = tyro.cli(EvalArgs, args=argv, prog=prog)
-    m = evaluate_run(args.run, write_outputs=not args.no_outputs)
-    print(format_metrics(m))
-    if args.export_depth_points:
-        from recon.eval.export import export_depth_points
+    with disk_full_is_one_line(args.run / "eval"):
+        m = evaluate_run(args.run, write_outputs=not args.no_outputs)
+        print(format_metrics(m))
+        if args.export_depth_points:
+            from recon.eval.export import export_depth_points
 
-        p = export_depth_points(args.run)
-        print(f"depth point cloud: {p}")
+            p = export_depth_points(args.run)
+            print(f"depth point cloud: {p}")
     return 0

@@ -109,6 +109,14 @@ class GaussianData:
         return GaussianData(self.means[index], self.quats[index], self.log_scales[index],
                             self.opacity_logits[index], self.sh0[index], self.shN[index], self.sh_degree)
 
+    def finite_mask(self) -> np.ndarray:
+        """Bool [N]: True where every parameter of the Gaussian is finite (a NaN position or scale makes a splat
+        that draws nothing and poisons medians and bounds)."""
+        n = len(self)
+        arrays = (self.means, self.quats, self.log_scales, self.opacity_logits[:, None], self.sh0.reshape(n, -1),
+                  self.shN.reshape(n, -1))
+        return np.all(np.concatenate([np.isfinite(a) for a in arrays], axis=1), axis=1)
+
     def to_torch(self, device: Any = "cpu") -> dict[str, Any]:
         """The arrays as float32 torch tensors on ``device`` (keys as the dataclass fields, minus sh_degree)."""
         import torch
@@ -212,9 +220,12 @@ def _parse_header(path: Path, raw: bytes) -> tuple[str, list[_Element], int]:
             fmt = tok[1]
         elif tok[0] == "element" and len(tok) == 3:
             try:
-                elements.append(_Element(tok[1], int(tok[2]), []))
+                count = int(tok[2])
             except ValueError:
                 raise ReconError(f"{path}: bad PLY element line {line!r}") from None
+            if count < 0:
+                raise ReconError(f"{path}: bad PLY element line {line!r} (a negative count)")
+            elements.append(_Element(tok[1], count, []))
         elif tok[0] == "property" and elements:
             if tok[1] == "list":
                 elements[-1].props.append((tok[-1], "list"))

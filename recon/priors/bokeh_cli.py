@@ -20,6 +20,7 @@ import tyro
 
 from recon.errors import ReconError
 from recon.io.atomic import atomic_directory, atomic_write_json
+from recon.io.diskfull import disk_full_is_one_line
 from recon.io.images import write_image
 from recon.io.outputs import check_output_folder, check_output_image
 from recon.priors.bokeh import (
@@ -92,13 +93,14 @@ def main(argv: list[str], prog: str = "recon bokeh") -> int:
                             args.overwrite, inputs)
     img, depth = load_image_and_depth(args.image, args.depth)
     if args.stack == 0:
-        write_image(out, render_bokeh(img, depth, base, args.shape, args.linear_light, args.highlight_gain),
-                    tag=COMMAND)
+        rendered = render_bokeh(img, depth, base, args.shape, args.linear_light, args.highlight_gain)
+        with disk_full_is_one_line(out):
+            write_image(out, rendered, tag=COMMAND)
         print(f"wrote {out} (focus {base.focus_m:g} m, f/{base.f_number:g}, {args.shape})")
         return 0
     settings = sweep_settings(depth, base, args.stack, args.sweep, args.f_number_max)
     entries = []
-    with atomic_directory(folder, overwrite=True) as tmp:  # --out was checked above
+    with disk_full_is_one_line(folder), atomic_directory(folder, overwrite=True) as tmp:  # --out checked above
         for name, s in zip(names, settings):
             write_image(tmp / name, render_bokeh(img, depth, s, args.shape, args.linear_light, args.highlight_gain),
                         tag=COMMAND)

@@ -24,6 +24,7 @@ import tyro
 
 from recon.errors import ReconError
 from recon.io.atomic import atomic_directory, atomic_save_npy, atomic_write_json
+from recon.io.diskfull import disk_full_is_one_line
 from recon.io.images import read_depth, read_image, write_image
 from recon.io.outputs import check_output_folder
 from recon.optics.thin_lens import aperture_diameter_m, fx_from_lens
@@ -155,7 +156,7 @@ def _fx(args: PairArgs | StackArgs, width: int) -> float:
 
 
 def _write(out: Path, res: DfdResult, meta: dict, relative_name: str = "depth.npy") -> None:
-    with atomic_directory(out, overwrite=True) as tmp:  # --out was checked up front (_check_out)
+    with disk_full_is_one_line(out), atomic_directory(out, overwrite=True) as tmp:  # --out checked up front
         atomic_save_npy(tmp / relative_name, res.depth)
         atomic_save_npy(tmp / "confidence.npy", res.confidence)
         d = res.depth

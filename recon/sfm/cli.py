@@ -34,6 +34,7 @@ from typing import Literal
 import tyro
 
 from recon.data.scene import Scene
+from recon.io.diskfull import disk_full_is_one_line
 from recon.sfm.pipeline import SfmConfig, SfmResult, run_sfm
 from recon.sfm.triangulate import PointFilter
 
@@ -118,6 +119,7 @@ def main(argv: list[str], prog: str = "recon sfm") -> int:
                             min_track=args.min_track),
         min_points=args.min_points, cache_dir=args.cache,
     )
-    res = run_sfm(scene, cfg, overwrite=args.overwrite, device=args.device)
+    with disk_full_is_one_line(args.data):
+        res = run_sfm(scene, cfg, overwrite=args.overwrite, device=args.device)
     print(format_summary(res))
     return 0

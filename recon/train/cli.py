@@ -14,6 +14,7 @@ import tyro
 
 from recon.errors import ReconError
 from recon.io.atomic import clean_orphans
+from recon.io.diskfull import disk_full_is_one_line
 from recon.io.folders import ensure_dir
 from recon.io.lock import FolderLock
 from recon.train.config import TrainConfig
@@ -104,7 +105,7 @@ def main(argv: list[str], prog: str = "recon train") -> int:
         build_config(argv, prog)  # tyro prints help and exits
         return 0
     cfg, desc = build_config(argv, prog)
-    with prepare_out(cfg):
+    with disk_full_is_one_line(cfg.out, "; --resume continues from the last checkpoint"), prepare_out(cfg):
         return _train(cfg, desc)
 
 

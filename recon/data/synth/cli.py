@@ -33,6 +33,7 @@ def main(argv: list[str], prog: str = "recon data synth") -> int:
 
     from recon.data.check import check_replaceable_scene
     from recon.data.synth.street import make_street
+    from recon.io.diskfull import disk_full_is_one_line
     from recon.io.folders import check_parent_writable
 
     args = tyro.cli(SynthArgs, args=argv, prog=prog)
@@ -42,8 +43,8 @@ def main(argv: list[str], prog: str = "recon data synth") -> int:
     if args.overwrite:
         check_replaceable_scene(args.out)  # the old scene itself is kept until the new one is complete
     t0 = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=False) as bar:
+    with disk_full_is_one_line(args.out), Progress(TextColumn("{task.description}"), BarColumn(),
+                                                   MofNCompleteColumn(), TimeElapsedColumn(), transient=False) as bar:
         tasks: dict[str, int] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
