@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml
 	else \
 	  echo "no CUDA: installing the CPU build torch==2.13.0"; $(PY) -m pip install -q torch==2.13.0; \
 	fi
-	@$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -m pip install -q -e '.[dev,cluster]'
 	@touch $(STAMP)
 
 setup: sysdeps $(STAMP)

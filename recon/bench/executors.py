@@ -229,6 +229,9 @@ class Progress:
                         dynamic_ncols=True)
 
     def update(self, done: int = 0, failed: int = 0, running: int | None = None) -> None:
+        """Add finished tasks and set the running count; the bar is redrawn only when a count changes."""
+        if not (done or failed) and (running is None or running == self.running):
+            return
         self.done += done
         self.failed += failed
         if running is not None:

@@ -103,10 +103,10 @@ def execute(plan: BenchPlan, cfg: BenchConfig, task: TaskFn = run_task, progress
     if results:
         print(f"[bench] {len(results)} of {len(plan.runs)} runs finished earlier under the same configuration: "
               "reused")
+    ex = make_executor(cfg.executor, cfg.ray_address, cfg.cpus_per_run, cfg.max_retries) if todo else None
     bar = Progress(len(plan.runs), f"bench ({cfg.executor})", enabled=progress)
     bar.update(done=len(results))
-    if todo:
-        ex = make_executor(cfg.executor, cfg.ray_address, cfg.cpus_per_run, cfg.max_retries)
+    if ex is not None:
         try:
             pending: dict[Handle, RunSpec] = {}
             for r in todo:
