@@ -63,6 +63,7 @@ def task_log(path: Path, title: str) -> Iterator[None]:
 def guarded(fn: Callable[[], dict[str, Any]], log: Path, title: str) -> dict[str, Any]:
     """Run ``fn`` with its output in ``log``; return ``{"ok": True, **fn()}`` or ``{"ok": False, "error": line}``
     (the traceback of an unexpected exception goes to the log)."""
+    t0 = time.perf_counter()
     try:
         with task_log(log, title):
             try:
@@ -74,7 +75,7 @@ def guarded(fn: Callable[[], dict[str, Any]], log: Path, title: str) -> dict[str
                 traceback.print_exc()
                 return {"ok": False, "error": f"{one_line(exc)} (traceback in {log})"}
             print("==== finished")
-            return {"ok": True, **out}
+            return {"ok": True, "seconds": round(time.perf_counter() - t0, 3), **out}
     except OSError as exc:  # the log itself cannot be written (disk full, read-only)
         return {"ok": False, "error": f"{log}: cannot write the task log ({exc.strerror or exc})"}
 
