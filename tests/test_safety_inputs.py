@@ -175,3 +175,41 @@ def test_points3d_of_the_wrong_kind_is_one_line(micro: Path, tmp_path: Path, arr
     np.save(s / "points3d.npy", array)
     rc, err = recon(capsys, "data", "info", s, "--deep")
     assert rc == 2 and err == f"error: {s / 'points3d.npy'}: {problem}\n"
+
+
+def _binary_colmap(root: Path) -> Path:
+    """A 3-image COLMAP project whose model is binary (cameras.bin, images.bin, points3D.bin)."""
+    import pycolmap
+    from test_convert_colmap import write_colmap_text
+
+    write_colmap_text(root)
+    sparse = root / "sparse" / "0"
+    rec = pycolmap.Reconstruction(str(sparse))
+    for p in sparse.glob("*.txt"):
+        p.unlink()
+    rec.write_binary(str(sparse))
+    return sparse
+
+
+@pytest.mark.parametrize(("name", "cut", "problem"), [
+    ("cameras.bin", 4, "truncated COLMAP cameras.bin: the file ends inside camera 1 of 1 ({size} bytes)"),
+    ("images.bin", 10, "truncated COLMAP images.bin: the file ends inside image 3 of 3 ({size} bytes)"),
+    ("images.bin", 40, "truncated COLMAP images.bin: its {size} bytes cannot hold the 3 images its header announces"),
+    ("points3D.bin", 5, "truncated COLMAP points3D.bin: its {size} bytes cannot hold the 2 points its header "
+                        "announces"),
+    ("cameras.bin", -2, "not a valid COLMAP cameras.bin: 2 bytes after the last camera"),
+])
+def test_truncated_colmap_binary_model_is_named(tmp_path: Path, name: str, cut: int, problem: str, capsys) -> None:
+    sparse = _binary_colmap(tmp_path / "proj")
+    p = sparse / name
+    data = p.read_bytes()
+    p.write_bytes(data[:-cut] if cut > 0 else data + b"\0" * -cut)
+    rc, err = recon(capsys, "data", "convert", "--from", "colmap", tmp_path / "proj", "--out", tmp_path / "out")
+    assert rc == 2 and err == f"error: {p}: {problem.format(size=p.stat().st_size)}\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_binary_colmap_model_still_converts(tmp_path: Path, capsys) -> None:
+    _binary_colmap(tmp_path / "proj")
+    rc, err = recon(capsys, "data", "convert", "--from", "colmap", tmp_path / "proj", "--out", tmp_path / "out")
+    assert rc == 0 and len(json.loads((tmp_path / "out" / "scene.json").read_text())["frames"]) == 3

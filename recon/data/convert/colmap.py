@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recon.data.convert.colmap_bin import check_binary_model
 from recon.data.convert.common import ConvertOptions, SceneWriter, make_camera, progress, read_image_u8, undistort_image
 from recon.data.scene import Scene
 from recon.errors import ReconError
@@ -69,6 +70,7 @@ def convert_colmap(src: str | Path, out: str | Path, opts: ConvertOptions | None
     img_dir = Path(images) if images is not None else src / "images"
     if not img_dir.is_dir():
         raise ReconError(f"{img_dir}: image folder not found (pass --images)")
+    check_binary_model(model_dir)  # a truncated .bin is named here, not read as zeros by pycolmap
     try:
         rec = pycolmap.Reconstruction(str(model_dir))
     except Exception as exc:
