@@ -93,3 +93,15 @@ def test_disk_full_then_true_poses_then_wrong_poses(street: Path, tmp_path: Path
     assert f"{train[0]['id']}-{train[1]['id']} (" in warnings[0]
     assert "wrong poses or wrong intrinsics?" in warnings[0]
     assert tree_hashes(s / "images") == before
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--max-epipolar-px", "nan", "--max-epipolar-px must be a positive number of pixels, got nan"),
+    ("--max-reproj-px", "-1", "--max-reproj-px must be a positive number of pixels, got -1.0"),
+    ("--min-angle-deg", "inf", "--min-angle-deg must be in [0, 90) degrees, got inf"),
+    ("--min-points", "0", "--min-points must be at least 1, got 0"),
+])
+def test_meaningless_sfm_options_are_one_line(street: Path, flag: str, value: str, message: str, capsys) -> None:
+    before = tree_hashes(street)
+    rc, err = recon(capsys, "sfm", "--data", street, "--matcher", "sift", flag, value)
+    assert rc == 2 and err == f"error: {message}\n" and tree_hashes(street) == before

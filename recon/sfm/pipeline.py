@@ -80,8 +80,13 @@ class SfmConfig:
             raise ReconError(f"--max-side must be at least 16 pixels, got {self.max_side}")
         if self.filters.min_track == 1 or self.filters.min_track < 0:
             raise ReconError(f"--min-track must be 0 (automatic) or at least 2, got {self.filters.min_track}")
-        if self.max_epipolar_px <= 0 or self.filters.max_reproj_px <= 0:
-            raise ReconError("--max-epipolar-px and --max-reproj-px must be positive")
+        for flag, v in (("--max-epipolar-px", self.max_epipolar_px), ("--max-reproj-px", self.filters.max_reproj_px)):
+            if not (math.isfinite(v) and v > 0):
+                raise ReconError(f"{flag} must be a positive number of pixels, got {v}")
+        if not (math.isfinite(self.filters.min_angle_deg) and 0 <= self.filters.min_angle_deg < 90):
+            raise ReconError(f"--min-angle-deg must be in [0, 90) degrees, got {self.filters.min_angle_deg}")
+        if self.min_points < 1:
+            raise ReconError(f"--min-points must be at least 1, got {self.min_points}")
 
 
 DISAGREE_BELOW = 0.5
