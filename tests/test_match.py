@@ -9,6 +9,7 @@ import pytest
 
 from recon.data.scene import Camera, Frame, Scene
 from recon.errors import ReconError
+from recon.match.base import Matches
 from recon.match.cache import MatchCache, cache_key
 from recon.match.factory import create_matcher
 from recon.match.loftr import LoftrMatcher, find_loftr_weights
@@ -122,7 +123,10 @@ def test_create_matcher_never_downloads(tmp_path: Path, monkeypatch: pytest.Monk
                                         capsys: pytest.CaptureFixture[str]) -> None:
     import torch
 
+    from recon.match import factory
+
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(factory, "packaged_weight", lambda package, name: None)  # no learned matcher installed
     m = create_matcher("auto")
     assert isinstance(m, SiftMatcher)
     err = capsys.readouterr().err.strip().splitlines()
@@ -151,6 +155,26 @@ def test_cache_key_tracks_settings_and_files(tmp_path: Path) -> None:
     assert k != cache_key("sift", {"ratio": 0.9}, b, a)
     a.write_bytes(b"11")  # the image changed
     assert k != cache_key("sift", {"ratio": 0.9}, a, b)
+
+
+def test_cache_removes_stale_temporaries_only(tmp_path: Path) -> None:
+    """A write killed midway leaves `.<key>.npz.<random>.tmp`; opening the cache removes it once it is stale."""
+    import os
+
+    cache = MatchCache(tmp_path / "c")
+    key = "ab" + "0" * 38
+    cache.save(key, Matches(np.ones((3, 2)), np.ones((3, 2)), np.ones(3)))
+    folder = cache.path(key).parent
+    stale, fresh = folder / f".{key}.npz.abcd1234.tmp", folder / f".{key}.npz.efgh5678.tmp"
+    other = folder / "notes.tmp"  # not a name recon's atomic writer makes
+    for p in (stale, fresh, other):
+        p.write_bytes(b"partial")
+    old = os.stat(stale).st_mtime - 3600
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    MatchCache(tmp_path / "c")
+    assert not stale.exists() and fresh.exists() and other.exists()
+    assert cache.load(key) is not None
 
 
 # ---------------------------------------------------------------- pairs

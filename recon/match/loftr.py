@@ -5,7 +5,8 @@ Weights are looked for at an explicit path (``--loftr-weights``) or in the torch
 built with ``pretrained=None`` and the state dict is loaded from the file, so kornia has no chance to fetch it.
 
 LoFTR's keypoints are in the frame of the reference implementation, where the centre of pixel (x, y) is at
-(x + 0.5, y + 0.5): recon's convention, so they are used as they are.
+(x + 0.5, y + 0.5): recon's convention, so they are used as they are. With the default resolution (8, 2) the
+keypoints of image 0 lie on the coarse grid, at ``8 * (column, row)``; those of image 1 add the fine offset.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from recon.errors import ReconError
 from recon.match.base import Matcher, Matches, to_gray
+from recon.match.weights import file_sha256
 
 CHECKPOINT_NAME = "loftr_outdoor.ckpt"
 
@@ -39,16 +41,13 @@ def find_loftr_weights(explicit: str | Path | None = None) -> Path | None:
     return p if p.is_file() else None
 
 
-def _file_identity(path: Path) -> str:
-    st = path.stat()
-    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-
-
 class LoftrMatcher(Matcher):
     """LoFTR matcher. ``weights``: checkpoint path; None builds randomly initialised weights (tests only).
 
     ``threshold``: coarse dual-softmax confidence threshold (kornia's default 0.2). Confidence in the output is
-    LoFTR's coarse matching score in [0, 1].
+    LoFTR's coarse matching score in [0, 1]. The checkpoint is a ``{"state_dict": ...}`` file as the LoFTR authors and
+    kornia publish it (keys with or without the ``matcher.`` prefix) or a bare state dict; its cache identity is the
+    SHA-256 of the file.
     """
 
     name = "loftr"
@@ -77,7 +76,7 @@ class LoftrMatcher(Matcher):
             except Exception as exc:
                 raise ReconError(f"{path}: not a usable LoFTR checkpoint ({type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
-            self.weights_id = _file_identity(path)
+            self.weights_id = "sha256:" + file_sha256(path)  # the same file anywhere shares the cache
         else:
             # random weights: identify them by their values so two different initialisations never share a cache
             h = hashlib.sha1()
