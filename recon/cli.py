@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "match": ("recon.match.cli", "match neighbouring views, triangulate, report reliable points per pair", None),
     "sfm": ("recon.sfm.cli", "structure from motion with the scene's known poses: matches, pycolmap triangulation, "
             "points3d.npy", None),
+    "models": ("recon.models.cli", "list the named models and checkpoints; `fetch NAME` downloads one explicitly",
+               None),
 }
 
 PENDING_ISSUE: dict[str, str] = {
