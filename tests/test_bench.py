@@ -9,6 +9,7 @@ import pytest
 
 from recon.bench.config import BenchConfig
 from recon.bench.runner import run_bench
+from recon.errors import ReconError
 
 
 @pytest.mark.slow
@@ -27,6 +28,14 @@ def test_quick_bench_writes_results(tmp_path: Path) -> None:
     assert (tmp_path / "b" / "plots" / "crops.png").is_file()
     assert report["summary"]["per_method"]["baseline"]["psnr"] == pytest.approx(
         res["summary"]["per_method"]["baseline"]["psnr"])
-    # resumable: a second run trains nothing and gives the same numbers
-    again = run_bench(BenchConfig(out=tmp_path / "b", quick=True))
+    # each run's output is in its log, copied into its run folder
+    run = tmp_path / "b" / "runs" / "synth_0" / "baseline" / "seed0"
+    assert "==== finished" in (run / "bench.log").read_text()
+    assert (tmp_path / "b" / "logs" / "synth_0" / "baseline" / "seed0.log").is_file()
+    # resumable: a second run of the same configuration trains nothing and gives the same numbers
+    again = run_bench(BenchConfig(out=tmp_path / "b", quick=True, iters=8))
     assert again["summary"]["per_method"] == report["summary"]["per_method"]
+    assert (run / "bench.log").read_text().count("attempt started") == 1
+    # another budget does not reuse these runs under a new heading: it is refused before anything trains
+    with pytest.raises(ReconError, match=r"holds a finished run of another configuration \(iters 8 \(now 40\)\)"):
+        run_bench(BenchConfig(out=tmp_path / "b", quick=True))

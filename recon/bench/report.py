@@ -30,13 +30,16 @@ class RunResult:
     seed: int
     metrics: dict[str, Any]
     train: dict[str, Any] = field(default_factory=dict)
+    task_seconds: float | None = None
+    """Wall time of the task that trained and evaluated it, measured inside the task (None: reused)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunResult:
-        return cls(d["scene"], d["method"], int(d["seed"]), d["metrics"], d.get("train") or {})
+        return cls(d["scene"], d["method"], int(d["seed"]), d["metrics"], d.get("train") or {},
+                   d.get("task_seconds"))
 
 
 def strict_json(x: Any) -> Any:

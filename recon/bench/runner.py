@@ -120,7 +120,7 @@ def execute(plan: BenchPlan, cfg: BenchConfig, task: TaskFn = run_task, progress
                     except TaskFailed as exc:
                         out = {"ok": False, "error": str(exc)}
                     if out.get("ok"):
-                        results[r.title] = RunResult.from_dict(out["result"])
+                        results[r.title] = RunResult.from_dict({**out["result"], "task_seconds": out.get("seconds")})
                         bar.update(done=1, running=ex.running(list(pending)))
                     else:
                         failed[r.title] = out.get("error", "failed")
@@ -148,6 +148,7 @@ def run_bench(cfg: BenchConfig, task: TaskFn = run_task, progress: bool = True) 
         report = {"config": {k: str(v) for k, v in cfg.__dict__.items()}, "wall_seconds": time.perf_counter() - t0,
                   "summary": summary,
                   "runs": [{"scene": r.scene, "method": r.method, "seed": r.seed, "train": r.train,
+                            "task_seconds": r.task_seconds,
                             "metrics": {k: v for k, v in r.metrics.items() if k != "per_view"}} for r in results],
                   "failed": [{"run": k, "error": v} for k, v in failed.items()]}
         report = strict_json(report)
