@@ -7,7 +7,6 @@ sky above, exact depth by ray casting, LiDAR rays cast from just above the camer
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -269,20 +268,21 @@ def test_depth_prior_load_errors(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ mono
-def test_mono_without_weights_says_which_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                              plane_scene: Scene) -> None:
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.raises(ReconError, match=r"depth_anything_v2_metric_vkitti_vitl\.pth.*--weights.*no PyPI package "
-                       r"ships any") as err:
+def test_mono_without_a_model_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                 plane_scene: Scene) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    with pytest.raises(ReconError, match=r"no monocular depth model: pass --mono.model .*recon models fetch") as err:
         compute_prior(plane_scene, plane_scene.frames[0], "mono", use_cache=False)
     assert "\n" not in str(err.value)
     with pytest.raises(ReconError, match="not found"):
-        compute_prior(plane_scene, plane_scene.frames[0], "mono", weights=tmp_path / "x.pth", use_cache=False)
+        compute_prior(plane_scene, plane_scene.frames[0], "mono", model=tmp_path / "x.pth", use_cache=False)
     fake = tmp_path / "depth_anything_v2_metric_vkitti_vits.pth"
     torch.save({"w": torch.zeros(1)}, fake)
-    if importlib.util.find_spec("depth_anything_v2") is None:
-        with pytest.raises(ReconError, match="depth_anything_v2"):
-            compute_prior(plane_scene, plane_scene.frames[0], "mono", weights=fake, use_cache=False)
+    with pytest.raises(ReconError, match="bare state dict has no network code"):
+        compute_prior(plane_scene, plane_scene.frames[0], "mono", weights=fake, use_cache=False)
 
 
 class _MeanDepth(torch.nn.Module):

@@ -1,17 +1,20 @@
 """``recon depth``: compute (and cache) a metric depth prior for every frame of a scene; score it when possible.
 
-    recon depth --data SCENE --source lidar|sfm|mono|simulated|dfd [--out DIR] [--weights PATH]
+    recon depth --data SCENE --source lidar|sfm|mono|simulated|dfd [--out DIR] [--mono.model NAME_OR_PATH]
+        [--align none|lidar|sfm]
 
 Priors are written as ``.npz`` files (depth in metres, confidence in [0, 1]; see :mod:`recon.priors.registry`)
 under ``--out`` (default ``SCENE/priors``). When the scene has ground-truth depth, each frame's error and the
 overall error (all frames' pixels pooled) are printed by band: near < 10 m, mid 10-40 m, far > 40 m (AbsRel,
 RMSE in metres, delta < 1.25), over the pixels where the prior has a depth (its coverage is printed beside),
 and saved to ``<out>/<source>[-aligned-<align>]_metrics.json``. The simulated prior is labelled SIMULATED everywhere.
+An aligned mono prior prints its fit per frame (scale, shift for a relative model, and the residual: the median
+relative depth error at the sparse points) and the median residual over the frames.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +22,19 @@ import numpy as np
 import tyro
 
 from recon.errors import ReconError
+
+
+@dataclass
+class MonoArgs:
+    """The monocular network (``--source mono``)."""
+
+    model: str | None = None
+    """a transformers model folder, a hub name in the Hugging Face cache (`recon models fetch NAME` puts it there) or
+    a TorchScript file; default: Depth Anything V2 metric outdoor from the Hugging Face cache"""
+    input_size: int = 518
+    """TorchScript models: short side of the network input (transformers models use their own processor)"""
+    canonical_focal_px: float | None = None
+    """TorchScript canonical-camera models (Metric3D): the focal length (pixels) the output assumes"""
 
 
 @dataclass
@@ -31,14 +47,16 @@ class DepthArgs:
     """where depth comes from; `simulated` is ground truth degraded like a real monocular model (synthetic only)"""
     out: Path | None = None
     """folder for the prior files and the metrics JSON (default: SCENE/priors)"""
+    mono: MonoArgs = field(default_factory=MonoArgs)
     weights: Path | None = None
-    """mono: a Depth Anything V2 metric checkpoint or a TorchScript export (default: torch hub cache)"""
+    """mono: older name of --mono.model (a TorchScript file)"""
     sparse: bool = False
     """lidar/sfm: projected points only, no densification"""
     radius_px: int | None = None
     """lidar/sfm: densification radius in pixels (default: from the point density)"""
     align: Literal["none", "lidar", "sfm"] = "none"
-    """mono/simulated: rescale to the frame's sparse LiDAR / SfM depth (robust single scale factor)"""
+    """mono/simulated: align to the frame's sparse LiDAR / SfM depth (a metric model: one robust scale factor; a
+    relative model: scale and shift in inverse depth, required)"""
     seed: int = 0
     """simulated: seed of the degradation"""
     split: Literal["all", "train", "test", "val"] = "all"
@@ -60,7 +78,13 @@ def _opts(args: DepthArgs) -> dict[str, object]:
             o["radius_px"] = args.radius_px
         return o
     if args.source == "mono":
-        return {"weights": args.weights, "device": args.device, "align": args.align}
+        o = {"model": args.mono.model if args.mono.model is not None else args.weights, "device": args.device,
+             "align": args.align}
+        if args.mono.input_size != 518:
+            o["input_size"] = args.mono.input_size
+        if args.mono.canonical_focal_px is not None:
+            o["canonical_focal_px"] = args.mono.canonical_focal_px
+        return o
     if args.source == "simulated":
         return {"seed": args.seed, "align": args.align}
     return {}
@@ -88,10 +112,14 @@ def main(argv: list[str], prog: str = "recon depth") -> int:
 
     opts = _opts(args)
     preds, gts, per_frame = [], [], []
-    coverage = []
+    coverage, residuals = [], []
     for fr in frames:
         prior = compute_prior(scene, fr, args.source, cache_dir=out, use_cache=not args.no_cache, **opts)
         coverage.append(prior.coverage)
+        if "align_residual" in prior.meta:
+            residuals.append(float(prior.meta["align_residual"]))
+            if not args.quiet:
+                print(f"  {fr.id}: {_fit_line(prior.meta)}")
         gt = fr.load_depth()
         if gt is None:
             if not args.quiet:
@@ -105,12 +133,16 @@ def main(argv: list[str], prog: str = "recon depth") -> int:
         if not args.quiet:
             print(format_metrics(m, f"  {fr.id} [{prior.source}, cov {prior.coverage:.0%}]"))
     mean_cov = float(np.mean(coverage))
+    if residuals:
+        print(f"alignment to {args.align}: median residual {100 * float(np.median(residuals)):.1f}% over "
+              f"{len(residuals)} frames (median relative depth error of the fit at the sparse points)")
     if not per_frame:
         print(f"coverage {mean_cov:.1%}; the scene has no ground-truth depth, nothing to score")
         return 0
     overall = depth_metrics(np.concatenate(preds), np.concatenate(gts))
     print(format_metrics(overall, f"OVERALL [{label}, cov {mean_cov:.0%}]"))
     report = {"source": args.source, "simulated": args.source == "simulated", "scene": scene.name,
+              "align_median_residual": float(np.median(residuals)) if residuals else None,
               "options": {k: str(v) if isinstance(v, Path) else v for k, v in opts.items()},
               "mean_coverage": mean_cov, "overall": overall, "frames": per_frame}
     if args.source == "simulated":
@@ -120,6 +152,16 @@ def main(argv: list[str], prog: str = "recon depth") -> int:
     path = atomic_write_json(Path(out) / f"{tag}_metrics.json", _finite(report))
     print(f"metrics written to {path}")
     return 0
+
+
+def _fit_line(meta: dict[str, object]) -> str:
+    """One line describing a prior's alignment fit (see recon.priors.registry._align)."""
+    res = f"residual {100 * float(meta['align_residual']):.1f}%, inliers {100 * float(meta['align_inlier_ratio']):.0f}%"
+    if meta.get("fitted_from") == "relative":
+        return (f"relative model aligned to {meta['aligned_to']}: 1/depth = {float(meta['align_scale']):.4g} * x + "
+                f"{float(meta['align_shift']):.4g}, {res}, {meta['align_points']} points")
+    return (f"scaled to {meta['aligned_to']} by {float(meta['align_depth_scale']):.4f}, {res}, "
+            f"{meta['align_points']} points")
 
 
 def _finite(x: object) -> object:

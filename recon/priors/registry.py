@@ -1,12 +1,14 @@
 """One entry point for every depth prior, with an on-disk cache: ``compute_prior(scene, frame, source, **opts)``.
 
 Sources: ``lidar``, ``sfm`` (options ``dense``, ``radius_px``, ``occlusion_radius_px``, ``use_image``,
-``use_sky_mask``, ``max_depth``, ``device``), ``mono`` (``weights``, ``device``, ``input_size``,
-``canonical_focal_px``, ``confidence``, ``align``), ``simulated`` (``seed``, ``profile``, ``align``; synthetic
-scenes only, labelled ``simulated``) and ``dfd`` (delegated to ``recon.priors.dfd.dfd_prior(scene, frame,
-**opts) -> DepthPrior`` when that module provides it). ``align="lidar"|"sfm"`` rescales a monocular prior to the
-frame's sparse metric depth (one robust scale factor, :mod:`recon.priors.scale`). Other modules may add sources
-with :func:`register_source`.
+``use_sky_mask``, ``max_depth``, ``device``), ``mono`` (``model``, ``device``, ``input_size``,
+``canonical_focal_px``, ``confidence``, ``align``; ``weights`` is the older name of ``model``), ``simulated``
+(``seed``, ``profile``, ``align``; synthetic scenes only, labelled ``simulated``) and ``dfd`` (delegated to
+``recon.priors.dfd.dfd_prior(scene, frame, **opts) -> DepthPrior`` when that module provides it).
+``align="lidar"|"sfm"`` aligns a monocular prior to the frame's sparse metric depth (:mod:`recon.priors.scale`): one
+robust scale factor for a metric model, scale and shift in inverse depth for a relative one (which cannot be used
+without it), the fit's residual kept in the prior's meta. Other modules may add sources with
+:func:`register_source`.
 
 Cache: ``<cache_dir or scene.root/priors>/<source>-<hash of the options>/<frame id>.npz``, written atomically
 (:meth:`DepthPrior.save`). Each file records a signature of its inputs (the scene's geometry fingerprint, the
@@ -24,6 +26,8 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from recon.data.scene import Frame, Scene
 from recon.errors import ReconError
 from recon.priors.base import DepthPrior
@@ -31,7 +35,7 @@ from recon.priors.base import DepthPrior
 SOURCES = ("lidar", "sfm", "mono", "simulated", "dfd")
 PriorFn = Callable[..., DepthPrior]
 _REGISTERED: dict[str, PriorFn] = {}
-_MODELS: dict[tuple[str, str, int, float | None], Any] = {}  # loaded mono networks, reused across frames
+_MODELS: dict[tuple[Any, ...], Any] = {}  # loaded mono networks, reused across frames
 
 
 def register_source(name: str, fn: PriorFn) -> None:
@@ -57,8 +61,15 @@ def _sfm(scene: Scene, frame: Frame, **opts: Any) -> DepthPrior:
 
 
 def _align(scene: Scene, frame: Frame, prior: DepthPrior, align: str | None) -> DepthPrior:
-    """Rescale a metric-but-biased prior to the frame's sparse LiDAR / SfM depth (scale only)."""
+    """Align a prior to the frame's sparse LiDAR / SfM depth: one scale factor for a metric prior; scale and shift in
+    inverse depth for a relative one (``meta["output"] == "relative"``), fitted robustly; the residual is recorded
+    (``align_residual``: median relative depth error of the fit at the sparse points)."""
+    relative = prior.meta.get("output") == "relative"
     if align in (None, "none"):
+        if relative:
+            raise ReconError(f"mono model {prior.meta.get('model')} predicts relative (affine-invariant inverse) "
+                             "depth, not metres: it cannot be used as metric depth; pass --align lidar or --align sfm "
+                             "(scale and shift fitted to the sparse points)")
         return prior
     from recon.priors.scale import align_to_sparse
 
@@ -72,22 +83,31 @@ def _align(scene: Scene, frame: Frame, prior: DepthPrior, align: str | None) -> 
         sparse = sfm_prior(scene, frame, dense=False).depth
     else:
         raise ReconError(f"align must be none, lidar or sfm, got {align!r}")
-    depth, fit = align_to_sparse(prior.depth, sparse, kind="depth", shift=False)
-    meta = {**prior.meta, "aligned_to": align, "align_depth_scale": fit.depth_scale,
-            "align_inlier_ratio": fit.inlier_ratio, "align_points": fit.n}
-    return DepthPrior(depth, prior.confidence, prior.source, meta)
+    if relative:
+        depth, fit = align_to_sparse(prior.depth, sparse, kind="disparity", shift=True)
+        meta = {**prior.meta, "output": "metric", "fitted_from": "relative", "align_scale": fit.scale,
+                "align_shift": fit.shift}
+    else:
+        depth, fit = align_to_sparse(prior.depth, sparse, kind="depth", shift=False)
+        meta = {**prior.meta, "align_depth_scale": fit.depth_scale}
+    meta.update({"aligned_to": align, "align_inlier_ratio": fit.inlier_ratio, "align_points": fit.n,
+                 "align_residual": fit.median_rel_error})
+    return DepthPrior(depth, np.where(depth > 0, prior.confidence, 0.0), prior.source, meta)
 
 
-def _mono(scene: Scene, frame: Frame, weights: str | Path | None = None, device: str = "cpu",
-          input_size: int = 518, canonical_focal_px: float | None = None, confidence: float = 0.5,
-          align: str | None = None, use_sky_mask: bool = True) -> DepthPrior:
-    from recon.priors.mono import load_mono_model, mono_prior, resolve_weights
+def _mono(scene: Scene, frame: Frame, model: str | Path | None = None, weights: str | Path | None = None,
+          device: str = "cpu", input_size: int = 518, canonical_focal_px: float | None = None,
+          confidence: float = 0.5, align: str | None = None, use_sky_mask: bool = True) -> DepthPrior:
+    """``model``: ``--mono.model NAME_OR_PATH`` (:func:`recon.priors.mono.resolve_model`); ``weights`` is its older
+    name (a TorchScript file)."""
+    from recon.priors.mono import load_mono_model, mono_prior, resolve_model
 
-    path = resolve_weights(weights)
-    key = (str(path.resolve()), device, input_size, canonical_focal_px)
+    ref = resolve_model(model if model is not None else weights)
+    files = tuple(tuple(_file_stat(f) or ()) for f in ref.files())  # new weights in the same folder reload
+    key = (str(ref.path.resolve()), files, device, input_size, canonical_focal_px)
     if key not in _MODELS:
         _MODELS.clear()  # keep at most one network in memory
-        _MODELS[key] = load_mono_model(path, device, input_size, canonical_focal_px)
+        _MODELS[key] = load_mono_model(ref, device, input_size, canonical_focal_px)
     prior = mono_prior(frame, _MODELS[key], confidence, use_sky_mask)
     return _align(scene, frame, prior, align)
 
@@ -142,9 +162,10 @@ def _input_signature(scene: Scene, frame: Frame, source: str, opts: dict[str, An
     """A hash of everything the prior of this frame depends on (geometry, options, input files)."""
     files = [frame.image_path, frame.lidar_path, frame.sky_mask_path, frame.depth_path, scene.points_path]
     if source == "mono":
-        from recon.priors.mono import resolve_weights
+        from recon.priors.mono import resolve_model
 
-        files.append(resolve_weights(opts.get("weights")))
+        spec = opts.get("model") if opts.get("model") is not None else opts.get("weights")
+        files.extend(resolve_model(spec).files())
     sig = {"scene": scene.fingerprint(), "frame": frame.id, "source": source, "opts": _jsonable(opts),
            "files": [_file_stat(p) for p in files]}
     return hashlib.sha1(json.dumps(sig, sort_keys=True).encode()).hexdigest()
@@ -188,11 +209,11 @@ def compute_prior(scene: Scene, frame: Frame, source: str, *, cache_dir: str | P
 
 
 def mono_weights_available() -> bool:
-    """Whether a monocular depth network's weights are on disk (the torch hub cache; never downloaded)."""
-    from recon.priors.mono import resolve_weights
+    """Whether a default monocular depth model is on disk (the Hugging Face cache; never downloaded)."""
+    from recon.priors.mono import resolve_model
 
     try:
-        resolve_weights(None)
+        resolve_model(None)
     except ReconError:
         return False
     return True
