@@ -1,8 +1,11 @@
 """Builds (at first use) and loads the C++/OpenMP compositing kernels in ``csrc/rasterize_cpu.cpp``.
 
-Compiled with ``torch.utils.cpp_extension.load`` into a cache folder: ``$RECON_EXT_CACHE`` if set, else
-``~/.cache/recon/torch_extensions/<torch version>``. If compiling fails (no compiler, no Python headers) the CPU
-backend falls back to the pure-torch compositor after printing a one-line notice to stderr.
+The source ships as package data (in a wheel too). It is compiled with ``torch.utils.cpp_extension.load`` into a cache
+folder: ``$RECON_EXT_CACHE`` if set, else ``~/.cache/recon/torch_extensions/<torch version>``. The compiler reads a
+copy of the source kept in that folder (rewritten only when its content changes), so the build command does not
+depend on where recon is installed: a source checkout and an installed wheel share one compiled module. If compiling
+fails (no compiler, no Python headers, source missing) the CPU backend falls back to the pure-torch compositor after
+printing a one-line notice to stderr.
 """
 
 from __future__ import annotations
@@ -42,6 +45,17 @@ def _clear_stale_lock(build_dir: Path) -> None:
         pass
 
 
+def _staged_source(build_dir: Path) -> Path:
+    """The copy of :data:`_SRC` in ``build_dir`` that is compiled; written (atomically) only when it differs."""
+    from recon.io.atomic import atomic_write_bytes
+
+    code = _SRC.read_bytes()
+    staged = build_dir / _SRC.name
+    if not staged.is_file() or staged.read_bytes() != code:
+        atomic_write_bytes(staged, code)
+    return staged
+
+
 def load_extension() -> ModuleType:
     """The compiled module (builds it on first call); raises RuntimeError if it cannot be built."""
     if "mod" in _state:
@@ -51,13 +65,14 @@ def load_extension() -> ModuleType:
     try:
         from torch.utils.cpp_extension import load
 
-        _clear_stale_lock(_cache_dir())
+        build_dir = _cache_dir()
+        _clear_stale_lock(build_dir)
         mod = load(
             name="recon_rasterize_cpu",
-            sources=[str(_SRC)],
+            sources=[str(_staged_source(build_dir))],
             extra_cflags=["-O3", "-fopenmp"],
             extra_ldflags=["-fopenmp"],
-            build_directory=str(_cache_dir()),
+            build_directory=str(build_dir),
             verbose=False,
         )
     except Exception as exc:  # noqa: BLE001 - any build failure means "use the torch path"

@@ -1,5 +1,8 @@
 """Presets: small TOML files in ``configs/`` that override :class:`recon.train.config.TrainConfig` defaults.
 
+``configs/`` is installed as the package ``recon.configs`` (pyproject.toml maps it), so the presets are found through
+:mod:`importlib.resources` in a source checkout (editable install) and in an installed wheel alike.
+
 A preset names only what differs from the defaults, e.g. ``configs/dof.toml``::
 
     description = "baseline + depth-of-field loss"
@@ -13,28 +16,37 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from recon.errors import ReconError
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+PRESET_PACKAGE = "recon.configs"
+
+
+def _preset_files() -> dict[str, Traversable]:
+    """Preset name -> its TOML resource in the ``recon.configs`` package."""
+    return {f.name.removesuffix(".toml"): f for f in resources.files(PRESET_PACKAGE).iterdir()
+            if f.name.endswith(".toml") and f.is_file()}
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+    return sorted(_preset_files())
 
 
-def preset_path(name_or_path: str) -> Path:
+def preset_path(name_or_path: str) -> Path | Traversable:
+    """A user's ``.toml`` file as given, else the named preset; unknown names are a one-line error."""
     p = Path(name_or_path)
     if p.suffix == ".toml":
         if not p.is_file():
             raise ReconError(f"{p}: preset file not found")
         return p
-    cand = CONFIG_DIR / f"{name_or_path}.toml"
-    if not cand.is_file():
+    found = _preset_files().get(name_or_path)
+    if found is None:
         raise ReconError(f"unknown preset {name_or_path!r} (available: {', '.join(preset_names())})")
-    return cand
+    return found
 
 
 def apply_overrides(obj: Any, overrides: dict[str, Any], where: str) -> Any:
