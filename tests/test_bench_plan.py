@@ -152,3 +152,20 @@ def test_ray_executor_without_ray_says_how_to_install(tmp_path: Path, tiny_stree
     assert not (tmp_path / "b" / "results.json").exists()
     with pytest.raises(ReconError, match="--ray-address needs --executor ray"):
         make_executor("local", address="auto")
+
+
+def test_unreachable_ray_address_is_one_line_at_once() -> None:
+    import socket
+
+    from recon.bench.executors import probe_address
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ReconError, match=rf"--ray-address: no Ray cluster answers at 127.0.0.1:{port} \("):
+        probe_address(f"127.0.0.1:{port}")
+    with pytest.raises(ReconError, match="is not 'auto', HOST:PORT or ray://HOST:PORT"):
+        probe_address("head:port")
+    with pytest.raises(ReconError, match="port 70000 is out of range"):
+        probe_address("ray://head:70000")
+    probe_address("auto")  # left to Ray

@@ -152,6 +152,8 @@ class RayExecutor:
         if not ray.is_initialized():
             import logging
 
+            if address:
+                probe_address(address)
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False,
                          logging_level=logging.ERROR)
@@ -205,6 +207,25 @@ class RayExecutor:
         if self._started:
             self.ray.shutdown()
             self._started = False
+
+
+def probe_address(address: str, timeout: float = 5.0) -> None:
+    """Refuse at once a ``HOST:PORT`` (or ``ray://HOST:PORT``) nobody listens on (Ray itself would retry for
+    minutes); 'auto' and other forms are left to Ray."""
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        if address != "auto" and not address.startswith(("ray://", "anyscale://")):
+            raise ReconError(f"--ray-address: {address!r} is not 'auto', HOST:PORT or ray://HOST:PORT")
+        return
+    if not 0 < int(port) < 65536:
+        raise ReconError(f"--ray-address: port {port} is out of range (1-65535)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ReconError(f"--ray-address: no Ray cluster answers at {hostport} ({exc.strerror or exc}); start one "
+                         "with `ray start --head` or check the address") from None
 
 
 def make_executor(kind: str, address: str | None = None, cpus: int = 1, max_retries: int = 2
