@@ -9,29 +9,22 @@ from __future__ import annotations
 import importlib
 import sys
 
-# name -> (module with `main(argv) -> int`, one-line description, issue that brings it if not built yet)
-COMMANDS: dict[str, tuple[str, str, str | None]] = {
+# name -> (module with `main(argv, prog) -> int`, one-line description)
+COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("recon.data.cli", "make scenes: `synth` (embedded synthetic street), `convert` (Waymo, COLMAP, KITTI, "
-             "drivestudio), `info`", None),
-    "train": ("recon.train.cli", "train Gaussians on a scene (presets: baseline, lidar, dof, mv, full)", None),
-    "eval": ("recon.eval.cli", "evaluate a run: test-view PSNR/SSIM and depth metrics by range band", None),
-    "bench": ("recon.bench.cli", "benchmark baseline 3DGS against each supervision, side by side", None),
-    "batch": ("recon.batch.cli", "convert, sfm, train and eval many scenes (local or on Ray) with a manifest", None),
-    "view": ("viewer.cli", "web splat viewer with depth and refocus", None),
-    "bokeh": ("recon.priors.bokeh_cli", "physically based bokeh / refocus from one sharp image and metric depth",
-              None),
-    "dfd": ("recon.priors.dfd_cli", "depth from defocus: aperture pair, focal stack, single image", None),
-    "depth": ("recon.priors.cli", "compute metric depth priors for a scene (lidar, sfm, mono, dfd)", None),
-    "match": ("recon.match.cli", "match neighbouring views, triangulate, report reliable points per pair", None),
+             "drivestudio), `info`"),
+    "train": ("recon.train.cli", "train Gaussians on a scene (presets: baseline, lidar, dof, mv, full)"),
+    "eval": ("recon.eval.cli", "evaluate a run: test-view PSNR/SSIM and depth metrics by range band"),
+    "bench": ("recon.bench.cli", "benchmark baseline 3DGS against each supervision, side by side"),
+    "batch": ("recon.batch.cli", "convert, sfm, train and eval many scenes (local or on Ray) with a manifest"),
+    "view": ("viewer.cli", "web splat viewer with depth and refocus"),
+    "bokeh": ("recon.priors.bokeh_cli", "physically based bokeh / refocus from one sharp image and metric depth"),
+    "dfd": ("recon.priors.dfd_cli", "depth from defocus: aperture pair, focal stack, single image"),
+    "depth": ("recon.priors.cli", "compute metric depth priors for a scene (lidar, sfm, mono, dfd)"),
+    "match": ("recon.match.cli", "match neighbouring views, triangulate, report reliable points per pair"),
     "sfm": ("recon.sfm.cli", "structure from motion with the scene's known poses: matches, pycolmap triangulation, "
-            "points3d.npy", None),
-    "models": ("recon.models.cli", "list the named models and checkpoints; `fetch NAME` downloads one explicitly",
-               None),
-}
-
-PENDING_ISSUE: dict[str, str] = {
-    "train": "issue 4", "eval": "issue 4", "bench": "issue 8", "view": "issue 10", "bokeh": "issue 7",
-    "dfd": "issue 7", "depth": "issue 5", "match": "issue 6",
+            "points3d.npy"),
+    "models": ("recon.models.cli", "list the named models and checkpoints; `fetch NAME` downloads one explicitly"),
 }
 
 
@@ -40,22 +33,10 @@ def _usage() -> str:
 
     lines = [f"recon {__version__}: driving-scene Gaussian splatting with depth-of-field and multi-view depth.",
              "", "usage: recon COMMAND [--help] [ARGS...]", "", "commands:"]
-    for name, (mod, desc, _issue) in COMMANDS.items():
-        status = ""
-        if not _available(mod):
-            status = f"  [not built yet: {PENDING_ISSUE.get(name, 'see the open issues')}]"
-        lines.append(f"  {name:<7} {desc}{status}")
+    for name, (_mod, desc) in COMMANDS.items():
+        lines.append(f"  {name:<7} {desc}")
     lines += ["", "Run `recon COMMAND --help` for a command's options. Quick start: `make demo`."]
     return "\n".join(lines)
-
-
-def _available(module: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,13 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    mod_name = COMMANDS[name][0]
-    if not _available(mod_name):
-        print(f"error: `recon {name}` is not built yet ({PENDING_ISSUE.get(name, 'see the open issues')})",
-              file=sys.stderr)
-        return 2
     try:
-        mod = importlib.import_module(mod_name)
+        mod = importlib.import_module(COMMANDS[name][0])
         rc = mod.main(rest, prog=f"recon {name}")
     except ReconError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for name in ("data", "train", "eval", "bench", "view", "bokeh", "dfd", "depth", "match"):
         assert name in COMMANDS and f"  {name} " in out
+    for module, _desc in COMMANDS.values():  # every command's module exists (found, not imported: --help is instant)
+        assert importlib.util.find_spec(module) is not None, module
 
 
 def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
