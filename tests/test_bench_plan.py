@@ -169,3 +169,15 @@ def test_unreachable_ray_address_is_one_line_at_once() -> None:
     with pytest.raises(ReconError, match="port 70000 is out of range"):
         probe_address("ray://head:70000")
     probe_address("auto")  # left to Ray
+
+
+def test_extra_out_never_touches_that_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    victim = tmp_path / "X"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("user data")
+    before = hashlib.sha1((victim / "keep.txt").read_bytes()).hexdigest()
+    for extra in (f"--extra=--out {victim}", f"--extra=--out={victim} --overwrite", f"--extra=--data {victim}"):
+        rc, err = _bench(capsys, "--out", str(tmp_path / "b"), "--scenes", "synth:0", extra)
+        assert rc == 2 and err.startswith("error: --extra: --") and len(err.splitlines()) == 1
+    assert [p.name for p in victim.iterdir()] == ["keep.txt"]
+    assert hashlib.sha1((victim / "keep.txt").read_bytes()).hexdigest() == before
