@@ -20,10 +20,6 @@ def rgb_to_sh0(rgb: torch.Tensor) -> torch.Tensor:
     return (rgb - 0.5) / SH_C0
 
 
-def sh0_to_rgb(sh0: torch.Tensor) -> torch.Tensor:
-    return sh0 * SH_C0 + 0.5
-
-
 def knn_scale(xyz: np.ndarray, k: int = 3) -> np.ndarray:
     """Mean distance to the ``k`` nearest neighbours of each point (metres), floored to avoid zero scales."""
     from scipy.spatial import cKDTree

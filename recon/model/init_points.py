@@ -39,7 +39,7 @@ class InitConfig:
     """Farthest depth of far points (metres)."""
     far_from_prior: bool = False
     """Place far points at the metric depth prior's depth (the DoF prior, ``--loss.dof-prior``) where it has one,
-    instead of uniformly in inverse depth: priors -> model, as the design's data flow has it."""
+    instead of uniformly in inverse depth; the caller passes the prior's depth maps (see :func:`far_points`)."""
     random_points: int = 30_000
     """Points for the 'random' fallback, spread in the cameras' frusta."""
 

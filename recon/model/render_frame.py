@@ -1,6 +1,6 @@
 """Render one camera view of the Gaussians (+ sky) through ``recon.render.rasterize``.
 
-Shared by the trainer, evaluation, export and the viewer so that every stage sees the same image. Depth is the
+Shared by the trainer and the evaluation so that the test-view metrics see the image training saw. Depth is the
 expected z-depth (metres, OpenCV camera axes) of the Gaussians normalised by their accumulated opacity.
 """
 
@@ -16,8 +16,10 @@ from recon.model.sky import SkyModel, ray_directions
 
 @dataclass
 class RenderOutput:
-    """One rendered view. ``rgb`` (H, W, 3) in [0, 1] with sky composited; ``depth`` (H, W) metres; ``alpha``
-    (H, W) accumulated opacity of the Gaussians; ``info`` the rasterizer's info dict (for densification)."""
+    """One rendered view. ``rgb`` (H, W, 3) with sky composited: clamped to [0, 1] when it carries no gradient
+    (evaluation), left unclamped while training (so values may lie outside [0, 1] and the loss keeps its gradient);
+    ``depth`` (H, W) metres; ``alpha`` (H, W) accumulated opacity of the Gaussians; ``info`` the rasterizer's info
+    dict (for densification)."""
 
     rgb: torch.Tensor
     depth: torch.Tensor

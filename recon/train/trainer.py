@@ -85,7 +85,6 @@ class Trainer:
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         self.device = pick_device(cfg.device)
-        self.backend = "auto"
         scene = Scene.load(cfg.data)
         check_scene_files(scene)  # a corrupt test image or LiDAR sweep stops here, not after training
         # everything below (seeds, priors, losses) sees LiDAR only through this: held-out sweeps never train
@@ -176,7 +175,7 @@ class Trainer:
     def render(self, view: View, step: int | None = None) -> RenderOutput:
         deg = self.cfg.optim.sh_degree if step is None else self.sh_degree(step)
         return render_frame(activated(self.params), view.viewmat, view.K, view.width, view.height, deg, self.sky,
-                            self.backend, self.cfg.antialiased)
+                            antialiased=self.cfg.antialiased)
 
     def apply_exposure(self, rgb: torch.Tensor, view: View) -> torch.Tensor:
         return apply_exposure(rgb, self.exposure, view.camera_index)
