@@ -35,3 +35,25 @@ def test_results_json_is_strict() -> None:
     back = json.loads(text)
     assert back["x"] == [None, 1.5]
     assert back["summary"]["per_scene"]["kitti"]["baseline"]["reproj_photo_l1"] == [None, None]
+
+
+def _lidar_run(method: str, seed: int, cam_psnr: dict[str, float], absrel: float) -> RunResult:
+    """A run scored against sparse LiDAR with a held-out camera (two test cameras)."""
+    band = {"abs_rel": absrel, "rmse": 1.0, "delta1": 0.9, "n": 500, "coverage": 0.04}
+    per_camera = {c: {"n_views": 6 if c == "cam2" else 51, "psnr": p, "ssim": 0.7, "n_depth_views": 6,
+                      "depth": {"overall": {**band, "abs_rel": absrel * (1.5 if c == "cam3" else 1.0)}}}
+                  for c, p in cam_psnr.items()}
+    metrics = {"psnr": sum(cam_psnr.values()) / 2, "ssim": 0.7, "lpips": None, "reprojection": None,
+               "depth": {b: dict(band) for b in ("overall", "near", "mid", "far")}, "per_camera": per_camera}
+    return RunResult("kitti_raw", method, seed, metrics, {"train_seconds": 10.0, "iters": 100, "n_gaussians": 1000})
+
+
+def test_lidar_scored_scene_reports_coverage_and_each_camera() -> None:
+    results = [_lidar_run("lidar", 0, {"cam2": 22.0, "cam3": 20.0}, 0.2),
+               _lidar_run("lidar_full", 0, {"cam2": 22.5, "cam3": 20.1}, 0.15)]
+    md = markdown(summarise(results), BenchConfig(seeds="0"))
+    assert "AbsRel near" in md and "kitti_raw: share of test pixels with a depth truth value, by band: near 4.0%" in md
+    assert "| kitti_raw | lidar_full | cam3 | 51 | 20.10 ± 0.00 | 0.225 ± 0.000 |" in md
+    assert "| kitti_raw | lidar | cam2 | 6 | 22.00 ± 0.00 | 0.200 ± 0.000 |" in md
+    # relative to the strong baseline: -25% in every band and overall
+    assert "| lidar_full | +0.30 | +0.000 | -25.0% | -25.0% | -25.0% | -25.0% | +0.0% |" in md

@@ -78,6 +78,15 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
         for b in BANDS:
             row[f"absrel_{b}"] = _agg([(r.metrics.get("depth") or {}).get(b, {}).get("abs_rel", math.nan)
                                        for r in rs])
+            # share of the test pixels with a truth value in the band (sparse LiDAR: a few percent)
+            row[f"coverage_{b}"] = _agg([(r.metrics.get("depth") or {}).get(b, {}).get("coverage") for r in rs])
+        cams = sorted({c for r in rs for c in (r.metrics.get("per_camera") or {})})
+        if len(cams) > 1:  # e.g. a held-out camera: novel views off the training trajectory, reported apart
+            row["per_camera"] = {c: {
+                "psnr": _agg([((r.metrics.get("per_camera") or {}).get(c) or {}).get("psnr") for r in rs]),
+                "absrel_overall": _agg([((((r.metrics.get("per_camera") or {}).get(c) or {}).get("depth") or {})
+                                         .get("overall") or {}).get("abs_rel") for r in rs]),
+                "n_views": ((rs[0].metrics.get("per_camera") or {}).get(c) or {}).get("n_views")} for c in cams}
         table.setdefault(scene, {})[method] = row
     methods = sorted({r.method for r in results})
     overall = {}
@@ -97,6 +106,21 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
 def _has_depth(rows: dict[str, Any]) -> bool:
     """Whether a scene's runs have depth metrics (ground-truth depth or LiDAR on the test views)."""
     return any(not math.isnan(r["absrel_overall"][0]) for r in rows.values())
+
+
+def _per_camera_table(per_scene: dict[str, Any], f: Any) -> list[str]:
+    """Image PSNR and overall depth AbsRel of each camera's test views, for scenes with several test cameras (a
+    held-out camera shows quality off the training trajectory; the training camera's held-out frames, on it)."""
+    rows = [(s, m, r) for s, ms in per_scene.items() for m, r in ms.items() if r.get("per_camera")]
+    if not rows:
+        return []
+    out = ["", "Per camera (test views of each camera):", "",
+           "| scene | method | camera | views | PSNR dB | AbsRel all |", "|" + "---|" * 6]
+    for scene, method, r in rows:
+        for cam, c in r["per_camera"].items():
+            out.append(f"| {scene} | {method} | {cam} | {c['n_views']} | {f(c['psnr'], 2)} | "
+                       f"{f(c['absrel_overall'])} |")
+    return out
 
 
 def markdown(summary: dict[str, Any], cfg: BenchConfig) -> str:
@@ -120,6 +144,13 @@ def markdown(summary: dict[str, Any], cfg: BenchConfig) -> str:
                 lines.append(f"| {scene} | {method} | {f(r['psnr'], 2)} | {f(r['ssim'])} | {f(r['absrel_near'])} | "
                              f"{f(r['absrel_mid'])} | {f(r['absrel_far'])} | {f(r['absrel_overall'])} | "
                              f"{f(r['train_s_per_iter'], 2)} | {f(r['n_gaussians'], 1, 1e-3, 'k')} |")
+        for scene, rows in gt.items():
+            first = next(iter(rows.values()))
+            cov = ", ".join(f"{b} {f(first[f'coverage_{b}'], 1, 100, '%')}" for b in BANDS
+                            if not math.isnan(first[f"coverage_{b}"][0]))
+            if cov:
+                lines += ["", f"{scene}: share of test pixels with a depth truth value, by band: {cov}."]
+        lines += _per_camera_table(gt, f)
     if real:
         if gt:
             lines.append("")
@@ -141,7 +172,7 @@ def markdown(summary: dict[str, Any], cfg: BenchConfig) -> str:
         # relative changes of the depth bands where depth ground truth exists, of the reprojection disagreement
         # where it does not
         cols = ([("far AbsRel change", "absrel_far"), ("near AbsRel change", "absrel_near"),
-                 ("mid AbsRel change", "absrel_mid")] if gt
+                 ("mid AbsRel change", "absrel_mid"), ("all AbsRel change", "absrel_overall")] if gt
                 else [("depth disagreement change", "reproj_depth_rel_err")])
         cols.append(("time/iter change", "train_s_per_iter"))
         lines += ["", f"Relative to {ref}, {why} (mean over scenes and seeds):", "",
