@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -106,13 +105,11 @@ def test_bad_inputs_are_one_line_errors(inputs, capsys) -> None:
     assert rc == 2 and "missing.png" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(importlib.util.find_spec("recon.data.synth") is None, reason="recon.data.synth not built yet")
 def test_bokeh_on_street(small_street) -> None:
     from recon.data.scene import Scene
 
     scene = small_street if isinstance(small_street, Scene) else Scene.load(small_street)
-    if not scene.defocus:
-        pytest.skip("the synthetic street has no finite-aperture images")
+    assert scene.defocus, "the small_street fixture renders finite-aperture images"
     for entry in scene.defocus:
         frame = scene.frame(entry.frame_id)
         img, depth = frame.load_image(), frame.load_depth()

@@ -1,8 +1,6 @@
-"""Depth from defocus on exact lens-sampled planes (and the synthetic street when present): pair, stack, single."""
+"""Depth from defocus on exact lens-sampled planes and the synthetic street: pair, stack, single."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import numpy as np
 import pytest
@@ -193,7 +191,6 @@ def test_cli_bad_lens_values_are_one_line_errors(tmp_path, planes, capsys) -> No
         assert not (tmp_path / "bad").exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("recon.data.synth") is None, reason="recon.data.synth not built yet")
 def test_pair_and_stack_dfd_on_street_report_bands(small_street) -> None:
     """Every aperture pair and the focal stack of the street's true finite-aperture images, by band.
 
@@ -207,8 +204,7 @@ def test_pair_and_stack_dfd_on_street_report_bands(small_street) -> None:
     fid = sorted({e.frame_id for e in scene.defocus})[0]
     ns = sorted({e.f_number for e in scene.defocus})
     fs = sorted({e.focus_distance_m for e in scene.defocus})
-    if len(ns) < 2 or len(fs) < 3:
-        pytest.skip("the street needs two f-numbers and three focus distances")
+    assert len(ns) >= 2 and len(fs) >= 3, "the small_street fixture has two f-numbers and three focus distances"
     frame = scene.frame(fid)
     depth = frame.load_depth()
     assert depth is not None

@@ -26,17 +26,6 @@ from recon.priors.scale import fit_scale_shift
 from recon.priors.sfm import sfm_prior
 from recon.priors.simulated import MonoErrorProfile, scene_scale_bias, simulate_mono_depth
 
-
-def _synth_available() -> bool:
-    try:
-        from recon.data.synth import SynthConfig, make_street  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_synth = pytest.mark.skipif(not _synth_available(), reason="recon.data.synth.make_street not built yet")
-
 # ------------------------------------------------------------------------------------------ the plane scene
 W, H, F = 80, 60, 60.0
 GROUND_Y, PANEL_Z, WALL_Z, WALL_TOP_Y = 1.5, 8.0, 50.0, -6.0
@@ -365,7 +354,6 @@ def test_cli_bad_scene_is_a_user_error(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ synthetic street
-@needs_synth
 def test_street_lidar_projection_agrees_with_ground_truth(small_street) -> None:  # noqa: ANN001
     scene = small_street if isinstance(small_street, Scene) else Scene.load(small_street)
     rels, dense_all, gt_all = [], [], []
@@ -390,7 +378,6 @@ def test_street_lidar_projection_agrees_with_ground_truth(small_street) -> None:
     assert m["far"]["n"] > 0 and m["far"]["abs_rel"] < 0.4
 
 
-@needs_synth
 def test_street_simulated_prior_is_no_better_than_real_models(small_street) -> None:  # noqa: ANN001
     """The honesty bounds of design.md, measured: overall AbsRel >= 0.08, far AbsRel >= 0.15, scale a few %."""
     scene = small_street if isinstance(small_street, Scene) else Scene.load(small_street)

@@ -146,31 +146,6 @@ def test_render_and_panel_images(tmp_path: Path) -> None:
     assert panel_image(res, "alpha")[30, 48, 0] > 230 and panel_image(res, "alpha")[0, 0, 0] < 13
 
 
-def test_fallback_matches_recon_render(tmp_path: Path) -> None:
-    """The viewer's dense fallback renders what recon.render renders (when the latter is present)."""
-    import viewer.rendering as vr
-    from recon.model.ply import load_ply
-
-    rast, why = vr._load_rasterizer()
-    if rast is None:
-        pytest.skip(why)
-    g = load_ply(blob_ply(tmp_path / "c.ply", n=600, seed=2))
-    cam = look_at_camera(np.array([1.0, -4.0, 1.0]), np.zeros(3))
-    a = vr.SplatRenderer(g).render(cam)
-    orig = vr._load_rasterizer
-    vr._load_rasterizer = lambda: (None, "forced for the test")  # type: ignore[assignment]
-    try:
-        fb = vr.SplatRenderer(g)
-    finally:
-        vr._load_rasterizer = orig  # type: ignore[assignment]
-    assert fb.backend.startswith("viewer dense fallback")
-    b = fb.render(cam)
-    assert float(np.abs(a.rgb - b.rgb).max()) < 0.02
-    assert float(np.abs(a.alpha - b.alpha).max()) < 0.02
-    both = (a.depth > 0) & (b.depth > 0)
-    assert both.sum() > 100 and float(np.abs(a.depth - b.depth)[both].max()) < 0.05
-
-
 def test_refocus_lens_parameters(tmp_path: Path) -> None:
     """The panel hands recon.optics.defocus the viewer lens: fx in render pixels, A = f/N, focus in metres."""
     from recon.model.ply import load_ply
@@ -193,10 +168,8 @@ def test_refocus_lens_parameters(tmp_path: Path) -> None:
     assert seen["fx"] == 80.0 and seen["df"] == 3.0 and seen["kernel"] == "disk" and seen["dmin"] > 0
     assert abs(seen["A"] - 0.015) < 1e-9 and abs(lens_aperture_m(80.0, 96, 36.0, 2.0) - 0.015) < 1e-12
 
-    try:
-        from recon.optics import defocus
-    except ImportError as exc:
-        pytest.skip(f"recon.optics not importable ({exc})")
+    from recon.optics import defocus
+
     sharp = panel_image(res, "refocus", focus_m=4.5, f_number=8.0, defocus=defocus).astype(float)
     blurred = panel_image(res, "refocus", focus_m=0.3, f_number=1.0, defocus=defocus).astype(float)
     # Focused on the ball it stays close to the pinhole render; focused at 0.3 m it is visibly blurred.
@@ -237,7 +210,6 @@ def test_browser_end_to_end(tmp_path: Path) -> None:
     from viewer.app import ViewerApp, ViewerOptions
     from viewer.loading import resolve_input
 
-    t_start = time.monotonic()
     # The viewer's initial camera for a bare PLY looks from (-2, -2, 1.5) * radius with +z up: its right is (1, -1, 0).
     app = ViewerApp(resolve_input(blob_ply(tmp_path / "blob.ply", right=(1, -1, 0))),
                     ViewerOptions(port=free_port(), render_width=200, min_interval_s=0.1), log=lambda s: None).start()
@@ -285,8 +257,7 @@ def test_browser_end_to_end(tmp_path: Path) -> None:
             time.sleep(1.0)
             before = _img_pixels(page)
             panel = next(iter(app.panels.values()))
-            if panel._defocus is None:
-                pytest.skip(f"refocus part skipped: {panel._defocus_note}")
+            assert panel._defocus is not None, panel._defocus_note
             for label in ("f-number", "Focus (m)"):  # widest aperture, then focus at 0.3 m (the ball is ~4 m away)
                 slider_id = page.locator("label", has_text=label).first.get_attribute("for")
                 page.locator(f"[id='{slider_id}'] [role=slider]").focus()
@@ -312,5 +283,4 @@ def test_browser_end_to_end(tmp_path: Path) -> None:
             assert b.external_requests == [], f"viewer fetched from the network: {b.external_requests}"
     finally:
         app.stop()
-    assert time.monotonic() - t_start < 90
 

@@ -37,7 +37,6 @@ class ViewerOptions:
     render_width: int = 320
     min_interval_s: float = 0.25
     thumbnails: int = 200
-    fallback_max_splats: int = 30_000
     device: str = "cpu"
 
 
@@ -67,7 +66,7 @@ class ViewerApp:
 
     def __init__(self, inp: ViewerInput, opts: ViewerOptions, log: Callable[[str], None] = print) -> None:
         self.inp, self.opts, self.log = inp, opts, log
-        self.renderer = SplatRenderer(inp.gaussians, device=opts.device, fallback_max_splats=opts.fallback_max_splats)
+        self.renderer = SplatRenderer(inp.gaussians, device=opts.device)
         self.panels: dict[int, ClientPanel] = {}
         self.frustums: dict[str, viser.CameraFrustumHandle] = {}
         self.server: viser.ViserServer | None = None

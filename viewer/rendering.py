@@ -1,4 +1,4 @@
-"""Server-side rendering of one viewer camera through ``recon.render.rasterize`` (or the dense fallback).
+"""Server-side rendering of one viewer camera through ``recon.render.rasterize``.
 
 Cameras are OpenCV (x right, y down, z forward); ``cam2world`` 4x4 in metres; intrinsics in pixels of the render.
 """
@@ -6,14 +6,13 @@ Cameras are OpenCV (x right, y down, z forward); ``cam2world`` 4x4 in metres; in
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
 from recon.model.ply import GaussianData
+from recon.render import rasterize
 
 
 @dataclass
@@ -57,51 +56,28 @@ class RenderResult:
     camera: ViewCamera
 
 
-def _load_rasterizer() -> tuple[Callable[..., Any] | None, str]:
-    try:
-        from recon.render import rasterize
-    except ImportError as exc:
-        return None, f"recon.render not importable ({exc})"
-    return rasterize, "recon.render"
-
-
 class SplatRenderer:
     """Holds the Gaussians as tensors and renders :class:`ViewCamera` views.
 
-    Uses ``recon.render.rasterize`` (``backend="auto"``: gsplat on CUDA, recon's tile rasterizer on CPU). When that
-    module is not importable it falls back to :func:`viewer.fallback_raster.rasterize_dense` on the
-    ``fallback_max_splats`` most opaque Gaussians, and :attr:`backend` says so.
+    Uses ``recon.render.rasterize`` (``backend="auto"``: gsplat on CUDA, recon's tile rasterizer on CPU);
+    :attr:`backend` names it for the panel.
     """
 
-    def __init__(self, gaussians: GaussianData, device: str | torch.device = "cpu",
-                 fallback_max_splats: int = 30_000) -> None:
+    def __init__(self, gaussians: GaussianData, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
-        self._rasterize, why = _load_rasterizer()
-        g = gaussians
-        if self._rasterize is None:
-            from viewer.fallback_raster import rasterize_dense
-
-            self._rasterize = rasterize_dense
-            if len(g) > fallback_max_splats:
-                keep = np.argsort(-g.opacities, kind="stable")[:fallback_max_splats]
-                g = g.subset(np.sort(keep))
-            self.backend = (f"viewer dense fallback, SH degree 0, {len(g):,} of {len(gaussians):,} splats "
-                            f"({why})")
-        else:
-            self.backend = why
-        t = g.to_torch(self.device)
+        self.backend = "recon.render"
+        t = gaussians.to_torch(self.device)
         self.means, self.quats = t["means"], t["quats"]
         self.scales = torch.exp(t["log_scales"])
         self.opacities = torch.sigmoid(t["opacity_logits"])
         self.sh = torch.cat([t["sh0"], t["shN"]], dim=1)
-        self.sh_degree = g.sh_degree
+        self.sh_degree = gaussians.sh_degree
 
     @torch.no_grad()
     def render(self, cam: ViewCamera) -> RenderResult:
         w2c = torch.as_tensor(np.linalg.inv(cam.cam2world), dtype=torch.float32, device=self.device)[None]
         K = torch.as_tensor(cam.K, dtype=torch.float32, device=self.device)[None]
-        assert self._rasterize is not None
-        colors, alphas, _info = self._rasterize(
+        colors, alphas, _info = rasterize(
             self.means, self.quats, self.scales, self.opacities, self.sh, w2c, K, cam.width, cam.height,
             sh_degree=self.sh_degree, render_mode="RGB+ED", backend="auto")
         out = colors[0].float().cpu().numpy()
