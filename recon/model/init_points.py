@@ -14,6 +14,7 @@ import numpy as np
 
 from recon.data.scene import Frame, Scene, load_points
 from recon.errors import ReconError
+from recon.model.ground import camera_height, estimate_up, ground_depth
 from recon.priors.lidar import project_points
 
 
@@ -40,6 +41,10 @@ class InitConfig:
     far_from_prior: bool = False
     """Place far points at the metric depth prior's depth (the DoF prior, ``--loss.dof-prior``) where it has one,
     instead of uniformly in inverse depth; the caller passes the prior's depth maps (see :func:`far_points`)."""
+    far_above_ground: bool = False
+    """Keep far points out of the ground: below the horizon a far point is placed no deeper than where its ray meets
+    the road plane, at the cameras' height above the road measured from the seed points (recon.model.ground).
+    Without it, textureless road that LiDAR or SfM left uncovered is seeded tens of metres underground."""
     random_points: int = 30_000
     """Points for the 'random' fallback, spread in the cameras' frusta."""
 
@@ -88,8 +93,8 @@ def clean_points(xyz: np.ndarray, cfg: InitConfig, rng: np.random.Generator) -> 
 
 
 def far_points(frames: list[Frame], images: dict[str, np.ndarray], near_xyz: np.ndarray | None, cfg: InitConfig,
-               rng: np.random.Generator, prior_depths: dict[str, np.ndarray] | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+               rng: np.random.Generator, prior_depths: dict[str, np.ndarray] | None = None,
+               ground: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Seed what LiDAR misses: non-sky pixels with no near point, back-projected at depths drawn uniformly in
     inverse depth between the farthest LiDAR depth of the pixel's image column and ``far_far_m``; where
     ``prior_depths`` (frame id -> metric depth [H, W], 0 = unknown, at the camera's resolution) has a depth for the
@@ -97,7 +102,8 @@ def far_points(frames: list[Frame], images: dict[str, np.ndarray], near_xyz: np.
 
     The column bound matters: LiDAR stops a few degrees above the horizon, so the upper part of a facade at 15 m
     has no return; placing its seeds beyond 60 m would leave the baseline a hole to climb out of. Columns without
-    any LiDAR return start at ``far_near_m``.
+    any LiDAR return start at ``far_near_m``. ``ground`` (world up, camera height in metres) caps each point below
+    the horizon at the depth where its ray meets the road plane.
     """
     if cfg.far_points <= 0 or not frames:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
@@ -131,9 +137,10 @@ def far_points(frames: list[Frame], images: dict[str, np.ndarray], near_xyz: np.
         if prior is not None and prior.shape == (cam.height, cam.width):
             pz = prior[v, u]
             z = np.where(pz > 0, np.minimum(pz, cfg.far_far_m), z)
-        x = (u + 0.5 - cam.cx) / cam.fx * z
-        y = (v + 0.5 - cam.cy) / cam.fy * z
-        pc = np.stack([x, y, z], 1)
+        rays = np.stack([(u + 0.5 - cam.cx) / cam.fx, (v + 0.5 - cam.cy) / cam.fy, np.ones(len(u))], 1)
+        if ground is not None:
+            z = np.minimum(z, ground_depth(rays, f.cam2world, ground[0], ground[1]))
+        pc = rays * z[:, None]
         xyz_all.append((pc @ f.cam2world[:3, :3].T + f.cam2world[:3, 3]).astype(np.float32))
         rgb_all.append(images[f.id][v, u])
     if not xyz_all:
@@ -209,5 +216,15 @@ def initial_points(scene: Scene, frames: list[Frame], images: dict[str, np.ndarr
         rgb = colorize(xyz, frames, images)
     else:
         raise ReconError(f"unknown init source {cfg.source!r} (choose auto, lidar, sfm or random)")
-    fxyz, frgb = far_points(frames, images, xyz if source != "random" else None, cfg, rng, prior_depths)
+    ground = None
+    if cfg.far_above_ground and source != "random":
+        c2ws = np.stack([f.cam2world for f in frames])
+        up = estimate_up(c2ws)
+        h = camera_height(xyz, c2ws, up)
+        if h is None:
+            warnings.warn(f"{scene.root}: too few seed points on the road ahead of the cameras to find its height; "
+                          "far points are not kept out of the ground", stacklevel=2)
+        else:
+            ground = (up, h)
+    fxyz, frgb = far_points(frames, images, xyz if source != "random" else None, cfg, rng, prior_depths, ground)
     return InitPoints(np.concatenate([xyz, fxyz]), np.concatenate([rgb, frgb]), source)

@@ -32,6 +32,7 @@ from recon.io.lock import LOCK_NAME, FolderLock
 from recon.losses.depth import sky_alpha_loss, sparse_depth_loss
 from recon.losses.photometric import photometric_loss
 from recon.model.gaussians import activated, create_gaussians
+from recon.model.ground import estimate_up
 from recon.model.init_points import initial_points
 from recon.model.render_frame import RenderOutput, apply_exposure, render_frame
 from recon.model.sky import SkyModel
@@ -68,13 +69,6 @@ def config_key(cfg: TrainConfig) -> str:
               "keep_checkpoints", "device"):
         d.pop(k, None)
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def estimate_up(c2ws: np.ndarray) -> np.ndarray:
-    """World 'up' from camera poses: OpenCV cameras have y pointing down, so up is minus their mean y axis."""
-    up = -c2ws[:, :3, 1].mean(axis=0)
-    n = np.linalg.norm(up)
-    return up / n if n > 1e-6 else np.array([0.0, 0.0, 1.0])
 
 
 class Trainer:
