@@ -59,3 +59,32 @@ def test_real_kitti_excerpt(tmp_path) -> None:
     step = np.linalg.norm(scene.frames[1].center - scene.frames[0].center)
     print(f"kitti excerpt: {len(scene.frames)} frames, first step {step:.3f} m")
     assert 0.5 < step < 3.0
+
+
+def test_bad_pose_and_time_lines_are_one_line_errors(tmp_path, capsys) -> None:
+    from recon.cli import main as recon_main
+
+    write_kitti(tmp_path / "seq")
+    poses = (tmp_path / "seq" / "poses.txt").read_text().splitlines()
+    bad = poses[1].split()
+    bad[3] = "nan"
+    (tmp_path / "seq" / "poses.txt").write_text("\n".join([poses[0], " ".join(bad), *poses[2:]]) + "\n")
+    rc = recon_main(["data", "convert", "--from", "kitti", str(tmp_path / "seq"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [f"error: {tmp_path / 'seq' / 'poses.txt'}: line 2 (pose) holds a non-finite number "
+                               "(nan or inf)"]
+    (tmp_path / "seq" / "poses.txt").write_text("\n".join(poses) + "\n")
+    (tmp_path / "seq" / "times.txt").write_text("0.0\nabc\n0.2\n0.3\n")
+    rc = recon_main(["data", "convert", "--from", "kitti", str(tmp_path / "seq"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [f"error: {tmp_path / 'seq' / 'times.txt'}: line 2 is not a number of seconds"]
+    assert not (tmp_path / "o").exists()
+
+
+def test_fewer_poses_than_images_is_said_not_silent(tmp_path, capsys) -> None:
+    write_kitti(tmp_path / "seq", n=4)
+    lines = (tmp_path / "seq" / "poses.txt").read_text().splitlines()
+    (tmp_path / "seq" / "poses.txt").write_text("\n".join(lines[:3]) + "\n")
+    scene = Scene.load(convert_kitti(tmp_path / "seq", tmp_path / "out").root)
+    err = capsys.readouterr().err
+    assert len(scene.frames) == 6 and "3 poses for 4 images in image_0: converting the first 3 frames" in err
