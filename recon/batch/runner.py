@@ -19,8 +19,7 @@ from recon.batch.inputs import Item, parse_items, parse_steps
 from recon.batch.manifest import FINISHED, Manifest
 from recon.batch.steps import StepTask, run_step
 from recon.bench.executors import Handle, Progress, TaskFailed, make_executor
-from recon.bench.options import split_extra, train_config
-from recon.errors import ReconError
+from recon.bench.options import check_run_options, split_extra, train_config
 from recon.io.lock import FolderLock
 
 StepFn = Callable[[StepTask], dict[str, Any]]
@@ -52,12 +51,7 @@ def check(cfg: BatchConfig) -> tuple[list[str], list[Item], Any, str]:
     """Every option and input checked (nothing written): steps, items, the TrainConfig template and its preset
     description."""
     steps = parse_steps(cfg.steps)
-    if cfg.iters < 1:
-        raise ReconError(f"--iters: {cfg.iters} is not a number of iterations (>= 1)")
-    if cfg.out.exists() and not cfg.out.is_dir():
-        raise ReconError(f"--out: {cfg.out} is a file, not a folder")
-    if cfg.executor == "ray" and cfg.cpus_per_run < 1:
-        raise ReconError(f"--cpus-per-run: {cfg.cpus_per_run} is not a CPU count (>= 1)")
+    check_run_options(cfg.iters, cfg.out, cfg.executor, cfg.cpus_per_run)
     items = parse_items(cfg, steps)
     tokens = split_extra(cfg.extra)
     tcfg, desc = train_config(cfg.preset, cfg.out / "scenes" / "_", cfg.out / "runs" / "_", tokens,

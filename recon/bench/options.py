@@ -61,6 +61,16 @@ def _first_message_line(text: str) -> str:
     return " ".join(body) if body else (lines[0] if lines else "invalid arguments")
 
 
+def check_run_options(iters: int, out: Path, executor: str, cpus_per_run: int) -> None:
+    """The options `recon bench` and `recon batch` share, checked before anything is written."""
+    if iters < 1:
+        raise ReconError(f"--iters: {iters} is not a number of iterations (>= 1)")
+    if out.exists() and not out.is_dir():
+        raise ReconError(f"--out: {out} is a file, not a folder")
+    if executor == "ray" and cpus_per_run < 1:
+        raise ReconError(f"--cpus-per-run: {cpus_per_run} is not a CPU count (>= 1)")
+
+
 def split_list(value: str, option: str) -> list[str]:
     """Items of a comma-separated option, stripped; an empty list is an error; repeats are dropped (with a note)."""
     items = [x.strip() for x in value.split(",") if x.strip()]

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from recon.bench.config import BenchConfig
-from recon.bench.options import OWNED_BY_RUNNER, parse_seeds, split_extra, split_list, train_config
+from recon.bench.options import (
+    OWNED_BY_RUNNER,
+    check_run_options,
+    parse_seeds,
+    split_extra,
+    split_list,
+    train_config,
+)
 from recon.errors import ReconError
 
 MARKER = "bench_run.json"
@@ -168,12 +175,7 @@ class Inputs:
 
 def check_inputs(cfg: BenchConfig) -> Inputs:
     """Check every option, scene folder and preset (with the extra flags) without writing anything."""
-    if cfg.iters < 1:
-        raise ReconError(f"--iters: {cfg.iters} is not a number of iterations (>= 1)")
-    if cfg.out.exists() and not cfg.out.is_dir():
-        raise ReconError(f"--out: {cfg.out} is a file, not a folder")
-    if cfg.executor == "ray" and cfg.cpus_per_run < 1:
-        raise ReconError(f"--cpus-per-run: {cfg.cpus_per_run} is not a CPU count (>= 1)")
+    check_run_options(cfg.iters, cfg.out, cfg.executor, cfg.cpus_per_run)
     scenes = parse_scene_specs(cfg.scenes, cfg.out)
     methods = split_list(cfg.methods, "--methods")
     check_methods(methods)
