@@ -74,9 +74,13 @@ def _cli_args(cfg: BatchConfig) -> list[str]:
             str(cfg.ray_address)]
 
 
-def _wait_for(path: Path, ok, timeout: float = 120.0) -> dict:  # noqa: ANN001
+def _wait_for(path: Path, ok, proc: subprocess.Popen | None = None, timeout: float = 900.0) -> dict:  # noqa: ANN001
+    """Poll ``path`` until ``ok``; a generous bound (a busy 2-core machine converts slowly), and an early failure
+    when the driver process ``proc`` has already exited."""
     t0 = time.time()
     while time.time() - t0 < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the driver exited with status {proc.returncode} before {path} was ready")
         try:
             d = json.loads(path.read_text())
             if ok(d):
@@ -104,7 +108,7 @@ def test_killed_driver_continues_from_manifest_and_failed_scene_is_isolated(tmp_
     try:
         first = _wait_for(out / "manifest.json",
                           lambda d: d["scenes"].get("synth_0", {}).get("steps", {}).get("convert", {})
-                          .get("state") == "done")
+                          .get("state") == "done", proc)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
