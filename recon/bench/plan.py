@@ -242,13 +242,30 @@ def _legacy_key(run: RunSpec) -> str | None:
     return run.key if d.get("config_key") == config_key(run.train_cfg) else "other"
 
 
+def _saved_key(run: RunSpec, fingerprint: str) -> str | None:
+    """The run key of the configuration saved in the run folder, options added since at their defaults."""
+    from recon.train.trainer import saved_config_key
+
+    try:
+        d = json.loads((run.run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(d, dict):
+        return None
+    return hashlib.sha1(f"{saved_config_key(d)}:{fingerprint}".encode()).hexdigest()[:16]
+
+
 def is_finished(run: RunSpec) -> bool:
-    """Whether ``run`` has finished under this exact configuration (its results can be read back)."""
+    """Whether ``run`` has finished under this exact configuration (its results can be read back). A run trained
+    before an option existed still counts when the option's default is what this bench asks for."""
     if not ((run.run_dir / "eval" / "metrics.json").is_file() and (run.run_dir / "train_summary.json").is_file()):
         return False
     m = read_marker(run.run_dir)
     if m is not None:
-        return m.get("key") == run.key
+        if m.get("key") == run.key:
+            return True
+        fp = m.get("scene_fingerprint")
+        return isinstance(fp, str) and _saved_key(run, fp) == run.key
     return _legacy_key(run) == run.key
 
 

@@ -62,13 +62,38 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+NOT_KEYED = ("data", "out", "resume", "overwrite", "threads", "eval_at_end", "log_every", "checkpoint_every",
+             "keep_checkpoints", "device")
+
+
+def _key_of(d: dict[str, Any]) -> str:
+    d = {k: v for k, v in d.items() if k not in NOT_KEYED}
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def config_key(cfg: TrainConfig) -> str:
     """Hash of the options that change the optimisation (not paths, logging or resume flags)."""
-    d = dataclasses.asdict(cfg)
-    for k in ("data", "out", "resume", "overwrite", "threads", "eval_at_end", "log_every", "checkpoint_every",
-              "keep_checkpoints", "device"):
-        d.pop(k, None)
-    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return _key_of(dataclasses.asdict(cfg))
+
+
+def _with_defaults(saved: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` with every key ``saved`` has taken from ``saved`` (nested); keys ``saved`` lacks keep their
+    default, keys ``defaults`` lacks are dropped."""
+    out = {}
+    for k, v in defaults.items():
+        if k in saved and isinstance(v, dict) and isinstance(saved[k], dict):
+            out[k] = _with_defaults(saved[k], v)
+        else:
+            out[k] = saved.get(k, v)
+    return out
+
+
+def saved_config_key(saved: dict[str, Any]) -> str:
+    """The config key of a run's saved ``config.json`` as this recon computes keys: an option added since the run
+    was trained is taken at its default (the behaviour the run had), so a new option with a default that keeps the
+    old behaviour does not orphan finished runs; a value the file records (a default that changed since) counts."""
+    defaults = dataclasses.asdict(TrainConfig(data=Path("."), out=Path(".")))
+    return _key_of(json.loads(json.dumps(_with_defaults(saved, defaults), default=str)))
 
 
 class Trainer:
