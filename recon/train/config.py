@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from recon.losses.multiview import Normalise, RobustLoss
+from recon.match.factory import MatcherKind
 from recon.match.triangulate import TriangulationConfig
 from recon.model.init_points import InitConfig
 
@@ -89,6 +90,9 @@ class LossConfig:
     mv_weight: float = 0.0
     """Multi-view consistency loss (preset 'mv')."""
     mv_start: int = 200
+    mv_matcher: MatcherKind = "auto"
+    """Matcher of the multi-view pairs: auto (LoFTR with local weights, else XFeat+LighterGlue, else SIFT), or one by
+    name (see recon.match.factory)."""
     mv_max_rel_depth_per_px: float = TriangulationConfig.max_rel_depth_per_px
     """Keep triangulated points whose depth moves by at most this fraction per pixel of match error (larger: more
     points, near the epipole and at short baselines, each weighted down by that sensitivity; see

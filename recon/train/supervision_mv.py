@@ -51,7 +51,7 @@ class MultiViewSupervisionTerm:
         self.robust, self.scale = cfg.mv_robust, cfg.mv_scale
         ids = [v.frame.id for v in trainer.views]
         config = SupervisionConfig(triangulation=TriangulationConfig(max_rel_depth_per_px=cfg.mv_max_rel_depth_per_px))
-        sup = MultiViewSupervision(trainer.scene, frames=ids, config=config).prepare()
+        sup = MultiViewSupervision(trainer.scene, matcher=cfg.mv_matcher, frames=ids, config=config).prepare()
         self.targets: Targets = {}
         for v in trainer.views:
             t = sup.targets_for(v.frame.id)

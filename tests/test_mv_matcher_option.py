@@ -1,0 +1,25 @@
+"""--loss.mv-matcher picks the matcher of the multi-view supervision."""
+
+from __future__ import annotations
+
+from test_train import tiny_cfg, tiny_street  # noqa: F401  (module fixture)
+
+import recon.match.supervision as sup_mod
+from recon.train.build import build_trainer
+from recon.train.cli import prepare_out
+
+
+def test_mv_matcher_option_reaches_the_supervision(tiny_street, tmp_path, monkeypatch) -> None:  # noqa: F811
+    kinds: list[str] = []
+    real = sup_mod.create_matcher
+
+    def record(kind, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        kinds.append(kind)
+        return real(kind, *args, **kwargs)
+
+    monkeypatch.setattr(sup_mod, "create_matcher", record)
+    cfg = tiny_cfg(tiny_street.root, tmp_path / "run", "mv", "--loss.mv-matcher", "sift", "--iters", "1",
+                   "--checkpoint-every", "0")
+    prepare_out(cfg)
+    build_trainer(cfg)
+    assert kinds == ["sift"]
