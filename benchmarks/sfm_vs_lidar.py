@@ -3,8 +3,9 @@
 For every training frame with a LiDAR sweep, the scene's SfM points (``points3d.npy``, from ``recon sfm``) are
 projected into the frame; where the frame's sparse, occlusion-filtered LiDAR depth has a value at the same pixel,
 the point's z-depth is compared with it (in every frame it lands in, whether or not that frame observed it, so an
-occluded point counts against the occluder: the figures compare matchers, they are not the points' own accuracy). Prints, per scene: points, comparisons, median relative error, the share
-within 5% and 10%, by band of LiDAR depth (near < 10 m, mid 10-40 m, far > 40 m).
+occluded point counts against the occluder: the figures compare matchers, they are not the points' own accuracy).
+Prints, per scene: points, comparisons, median relative error, the share within 5% and 10%, by band of LiDAR depth
+(near < 10 m, mid 10-40 m, far > 40 m).
 
     python benchmarks/sfm_vs_lidar.py SCENE [SCENE ...]
 """
