@@ -3,7 +3,9 @@
 // Forward: per tile, gather the tile's depth-sorted Gaussians into contiguous buffers, then per pixel walk the list
 // front to back: sigma = 0.5 (a dx^2 + c dy^2) + b dx dy with dx = mean - (pixel + 0.5); skip sigma < 0 or
 // alpha < 1/255 (alpha = min(0.999, opacity exp(-sigma))); stop (exclusively) when T would drop to <= 1e-4.
-// Backward: per pixel, recompute the forward contributions (bounded by the saved count) and walk them back to front
+// Each tile's depth-sorted list is consumed in chunks while any of its pixels still transmits light, and the forward
+// saves per pixel the length of the list prefix holding its contributors.
+// Backward: per pixel, recompute the forward contributions (within the saved prefix) and walk them back to front
 // with the exact suffix sums; gradients go to per-thread buffers summed at the end (no atomics). Tiles are dealt to
 // threads statically so each buffer sums the same tiles in the same order every run: training is reproducible.
 #include <torch/extension.h>
@@ -82,6 +84,12 @@ struct RowList {
     }
 };
 
+// Forward. Each tile's list is consumed in chunks of kChunk Gaussians (front to back) while any of its pixels still
+// transmits light: on dense views the pixels stop after a small prefix of a long list, so the rest of the list is
+// never gathered nor intersected with the rows. Each pixel sees the same Gaussians in the same order as a single
+// pass over the whole list, so the result does not depend on the chunking.
+constexpr int64_t kChunk = 128;
+
 template <typename T>
 void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac, const T* bg, int64_t d,
               int64_t n_img, int64_t width, int64_t height, int64_t ts, int64_t tw, int64_t th,
@@ -91,7 +99,11 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
     {
         TileData<T> td;
         RowList<T> rows;
-        std::vector<T> acc(d);
+        // per-pixel state of the current tile (row-major, ts x ts)
+        std::vector<T> trans_px(ts * ts), acc_px(ts * ts * d);
+        std::vector<int32_t> last_px(ts * ts);
+        std::vector<char> done_px(ts * ts);
+        std::vector<int64_t> row_alive(ts);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < n_tiles; ++t) {
             const int64_t img = t / (tw * th);
@@ -100,44 +112,73 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
             const int64_t start = offsets[t];
             const int64_t end = (t + 1 < n_tiles) ? offsets[t + 1] : n_isects;
             const int64_t count = end - start;
-            td.gather(means2d, conics, colors, opac, ids, start, count, d);
-            const T* bgi = bg ? bg + img * d : nullptr;
-            const int64_t px_end = std::min(width, (tx + 1) * ts);
-            for (int64_t py = ty * ts; py < std::min(height, (ty + 1) * ts); ++py) {
-                const T fy = static_cast<T>(py) + T(0.5);
-                rows.build(td, count, fy, static_cast<T>(tx * ts) + T(0.5), static_cast<T>(px_end) - T(0.5));
-                const int64_t nr = static_cast<int64_t>(rows.k.size());
-                for (int64_t px = tx * ts; px < px_end; ++px) {
-                    const T fx = static_cast<T>(px) + T(0.5);
-                    std::fill(acc.begin(), acc.end(), T(0));
-                    T trans = 1;
-                    int32_t last = 0;
-                    for (int64_t r = 0; r < nr; ++r) {
-                        if (fx < rows.lo[r] || fx > rows.hi[r]) continue;
-                        const int64_t k = rows.k[r];
-                        const T dx = td.x[k] - fx, dy = td.y[k] - fy;
-                        const T sigma = T(0.5) * (td.ca[k] * dx * dx + td.cc[k] * dy * dy) + td.cb[k] * dx * dy;
-                        if (sigma < 0 || sigma > td.thr[k]) continue;
-                        const T alpha = std::min(T(kMaxAlpha), td.op[k] * std::exp(-sigma));
-                        if (alpha < T(kAlphaThreshold)) continue;
-                        const T next = trans * (T(1) - alpha);
-                        if (next <= T(kTEps)) break;
-                        const T w = alpha * trans;
-                        const T* c = &td.col[k * d];
-                        for (int64_t j = 0; j < d; ++j) acc[j] += c[j] * w;
-                        trans = next;
-                        last = static_cast<int32_t>(r + 1);
+            const int64_t x0 = tx * ts, y0 = ty * ts;
+            const int64_t nw = std::min(width, x0 + ts) - x0, nh = std::min(height, y0 + ts) - y0;
+            std::fill(trans_px.begin(), trans_px.end(), T(1));
+            std::fill(acc_px.begin(), acc_px.end(), T(0));
+            std::fill(last_px.begin(), last_px.end(), 0);
+            std::fill(done_px.begin(), done_px.end(), 0);
+            std::fill(row_alive.begin(), row_alive.begin() + nh, nw);
+            int64_t alive = nw * nh;
+            for (int64_t c0 = 0; c0 < count && alive > 0; c0 += kChunk) {
+                const int64_t cn = std::min(kChunk, count - c0);
+                td.gather(means2d, conics, colors, opac, ids, start + c0, cn, d);
+                for (int64_t ry = 0; ry < nh; ++ry) {
+                    if (row_alive[ry] == 0) continue;
+                    const T fy = static_cast<T>(y0 + ry) + T(0.5);
+                    rows.build(td, cn, fy, static_cast<T>(x0) + T(0.5), static_cast<T>(x0 + nw) - T(0.5));
+                    const int64_t nr = static_cast<int64_t>(rows.k.size());
+                    if (nr == 0) continue;
+                    for (int64_t rx = 0; rx < nw; ++rx) {
+                        const int64_t p = ry * ts + rx;
+                        if (done_px[p]) continue;
+                        const T fx = static_cast<T>(x0 + rx) + T(0.5);
+                        T* acc = &acc_px[p * d];
+                        T trans = trans_px[p];
+                        int32_t last = last_px[p];
+                        for (int64_t r = 0; r < nr; ++r) {
+                            if (fx < rows.lo[r] || fx > rows.hi[r]) continue;
+                            const int64_t k = rows.k[r];
+                            const T dx = td.x[k] - fx, dy = td.y[k] - fy;
+                            const T sigma = T(0.5) * (td.ca[k] * dx * dx + td.cc[k] * dy * dy) + td.cb[k] * dx * dy;
+                            if (sigma < 0 || sigma > td.thr[k]) continue;
+                            const T alpha = std::min(T(kMaxAlpha), td.op[k] * std::exp(-sigma));
+                            if (alpha < T(kAlphaThreshold)) continue;
+                            const T next = trans * (T(1) - alpha);
+                            if (next <= T(kTEps)) {
+                                done_px[p] = 1;
+                                --alive;
+                                --row_alive[ry];
+                                break;
+                            }
+                            const T w = alpha * trans;
+                            const T* c = &td.col[k * d];
+                            for (int64_t j = 0; j < d; ++j) acc[j] += c[j] * w;
+                            trans = next;
+                            last = static_cast<int32_t>(c0 + k + 1);
+                        }
+                        trans_px[p] = trans;
+                        last_px[p] = last;
                     }
-                    const int64_t pix = (img * height + py) * width + px;
-                    for (int64_t j = 0; j < d; ++j) out[pix * d + j] = acc[j] + (bgi ? trans * bgi[j] : T(0));
+                }
+            }
+            const T* bgi = bg ? bg + img * d : nullptr;
+            for (int64_t ry = 0; ry < nh; ++ry) {
+                for (int64_t rx = 0; rx < nw; ++rx) {
+                    const int64_t p = ry * ts + rx;
+                    const int64_t pix = (img * height + y0 + ry) * width + x0 + rx;
+                    const T trans = trans_px[p];
+                    for (int64_t j = 0; j < d; ++j) out[pix * d + j] = acc_px[p * d + j] + (bgi ? trans * bgi[j] : T(0));
                     t_final[pix] = trans;
-                    n_contrib[pix] = last;
+                    n_contrib[pix] = last_px[p];
                 }
             }
         }
     }
 }
 
+// Backward. n_contrib holds, per pixel, the length of the tile-list prefix that holds its contributors (from the
+// forward), so each tile gathers and intersects only the prefix its pixels reached.
 template <typename T>
 void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac, const T* bg, int64_t d,
               int64_t n_img, int64_t width, int64_t height, int64_t ts, int64_t tw, int64_t th,
@@ -170,17 +211,27 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
             const int64_t ty = tl / tw, tx = tl % tw;
             const int64_t start = offsets[t];
             const int64_t end = (t + 1 < n_tiles) ? offsets[t + 1] : n_isects;
-            const int64_t count = end - start;
+            if (end == start) continue;
+            const int64_t x0 = tx * ts, y0 = ty * ts;
+            const int64_t px_end = std::min(width, x0 + ts), py_end = std::min(height, y0 + ts);
+            int64_t count = 0;  // the prefix of the list any pixel of the tile reached
+            for (int64_t py = y0; py < py_end; ++py)
+                for (int64_t px = x0; px < px_end; ++px)
+                    count = std::max<int64_t>(count, n_contrib[(img * height + py) * width + px]);
             if (count == 0) continue;
             td.gather(means2d, conics, colors, opac, ids, start, count, d);
             loc.assign(count * stride, T(0));
             ks.resize(count); al.resize(count); tb.resize(count); vs.resize(count); unclamped.resize(count);
             const T* bgi = bg ? bg + img * d : nullptr;
-            const int64_t px_end = std::min(width, (tx + 1) * ts);
-            for (int64_t py = ty * ts; py < std::min(height, (ty + 1) * ts); ++py) {
+            for (int64_t py = y0; py < py_end; ++py) {
+                int64_t row_count = 0;
+                for (int64_t px = x0; px < px_end; ++px)
+                    row_count = std::max<int64_t>(row_count, n_contrib[(img * height + py) * width + px]);
+                if (row_count == 0) continue;
                 const T fy = static_cast<T>(py) + T(0.5);
-                rows.build(td, count, fy, static_cast<T>(tx * ts) + T(0.5), static_cast<T>(px_end) - T(0.5));
-                for (int64_t px = tx * ts; px < px_end; ++px) {
+                rows.build(td, row_count, fy, static_cast<T>(x0) + T(0.5), static_cast<T>(px_end) - T(0.5));
+                const int64_t nr = static_cast<int64_t>(rows.k.size());
+                for (int64_t px = x0; px < px_end; ++px) {
                     const int64_t pix = (img * height + py) * width + px;
                     const int64_t lim = n_contrib[pix];
                     if (lim == 0) continue;
@@ -188,9 +239,10 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                     // recompute the forward walk, remembering each contribution
                     int64_t n = 0;
                     T trans = 1;
-                    for (int64_t r = 0; r < lim; ++r) {
-                        if (fx < rows.lo[r] || fx > rows.hi[r]) continue;
+                    for (int64_t r = 0; r < nr; ++r) {
                         const int64_t k = rows.k[r];
+                        if (k >= lim) break;
+                        if (fx < rows.lo[r] || fx > rows.hi[r]) continue;
                         const T dx = td.x[k] - fx, dy = td.y[k] - fy;
                         const T sigma = T(0.5) * (td.ca[k] * dx * dx + td.cc[k] * dy * dy) + td.cb[k] * dx * dy;
                         if (sigma < 0 || sigma > td.thr[k]) continue;
