@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from recon.data.projection import project_points
 from recon.data.scene import Scene
 from recon.eval.depth_metrics import DEFAULT_BAND_NAMES, DEFAULT_BANDS
-from recon.priors.lidar import project_points
 from recon.train.views import sparse_lidar_depth
 
 

@@ -17,10 +17,10 @@ from recon.cli import main as recon_main
 from recon.data.convert.common import ConvertOptions, rpy_to_matrix
 from recon.data.convert.kitti import convert_kitti
 from recon.data.convert.kitti_raw import EARTH_RADIUS_M, convert_kitti_raw, oxts_poses, scan_times
+from recon.data.projection import project_points, zbuffer_depth
 from recon.data.scene import Scene
 from recon.data.splits import training_scene
 from recon.errors import ReconError
-from recon.priors.lidar import project_points, zbuffer_depth
 
 P2 = np.array([[700.0, 0, 60.5, 44.0], [0, 700.0, 18.25, 0.2], [0, 0, 1, 0.003]])
 P3 = np.array([[700.0, 0, 60.5, -340.0], [0, 700.0, 18.25, 2.2], [0, 0, 1, 0.003]])

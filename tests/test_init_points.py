@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from recon.data.projection import project_points
 from recon.data.scene import Scene
 from recon.model.init_points import InitConfig, far_points
-from recon.priors.lidar import project_points
 
 
 def _seed_depth_error(scene: Scene, prior: bool) -> tuple[float, int]:

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 import torch
 
+from recon.data.projection import occlusion_filter, project_points, zbuffer_depth
 from recon.data.scene import Camera, Frame, Scene
 from recon.errors import ReconError
 from recon.eval.depth_metrics import depth_metrics
 from recon.io.images import write_depth, write_image, write_mask
 from recon.priors.base import DepthPrior
-from recon.priors.lidar import densify, lidar_prior, occlusion_filter, project_points, zbuffer_depth
+from recon.priors.lidar import densify, lidar_prior
 from recon.priors.registry import compute_prior, prior_cache_path
 from recon.priors.scale import fit_scale_shift
 from recon.priors.sfm import sfm_prior

@@ -14,7 +14,8 @@ Layout (paths in ``scene.json`` are relative to the folder)::
 Conventions: OpenCV camera axes (x right, y down, z forward); ``cam2world`` is 4x4 and maps camera coordinates to
 world coordinates (metres); intrinsics in pixels; lens metadata in millimetres (focal length, sensor width) and
 metres (focus distance). A pixel centre of pixel (u, v) is at (u + 0.5, v + 0.5) in the image plane, which is the
-convention gsplat uses for ``K``.
+convention gsplat uses for ``K``. :class:`Camera` projects and unprojects with these conventions (the maths is in
+:mod:`recon.data.projection`).
 
 ``Scene.load`` validates the whole file up front and raises :class:`SceneError` (a one-line message that names the
 file and the problem); images and depth maps are loaded lazily, when a frame asks for them.
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from recon.data import projection
 from recon.data.scene_fields import MAX_COORD_M, MAX_IMAGE_SIDE_PX, frame_id, integer, number, scene_file, short
 from recon.errors import ReconError
 from recon.io.atomic import atomic_write_json
@@ -53,10 +55,16 @@ class SceneError(ReconError):
 
 @dataclass
 class Camera:
-    """A pinhole camera with thin-lens metadata.
+    """A pinhole camera with thin-lens metadata, the one camera type of recon (scenes, synthetic renders, viewer).
 
-    Intrinsics ``fx, fy, cx, cy`` in pixels; ``focal_length_mm`` and ``sensor_width_mm`` describe the lens;
-    ``f_number`` (dimensionless) and ``focus_distance_m`` (metres) its aperture and focus setting.
+    Intrinsics ``fx, fy, cx, cy`` in pixels of a ``width x height`` image; ``focal_length_mm`` and
+    ``sensor_width_mm`` describe the lens; ``f_number`` (dimensionless) and ``focus_distance_m`` (metres) its
+    aperture and focus setting (the aperture diameter is :func:`recon.optics.thin_lens.aperture_diameter_m`).
+
+    Projection (:mod:`recon.data.projection`): OpenCV axes, a camera point (x, y, z) is seen at image coordinates
+    ``u = fx x / z + cx``, ``v = fy y / z + cy``; the centre of pixel (col, row) is at (col + 0.5, row + 0.5), so
+    image coordinates (u, v) fall in pixel (floor(u), floor(v)). Depth is z-depth (along the optical axis) unless
+    a method says ray distance. Methods take numpy arrays or torch tensors (poses of the same kind).
     """
 
     name: str
@@ -85,11 +93,42 @@ class Camera:
         """3x3 intrinsic matrix (float64, pixels)."""
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
-    @property
-    def aperture_diameter_m(self) -> float:
-        """Entrance-pupil diameter A = f / N in metres."""
-        assert self.focal_length_mm is not None
-        return self.focal_length_mm / 1000.0 / self.f_number
+    # ---------------------------------------------------------------- projection
+    def project(self, points_cam: Any) -> tuple[Any, Any]:
+        """Image coordinates ``(u, v)`` of camera-frame points (..., 3); meaningless where z <= 0."""
+        return projection.camera_to_pixel(points_cam, self.K)
+
+    def unproject(self, u: Any, v: Any, depth: Any) -> Any:
+        """Camera-frame points (..., 3) at z-depth ``depth`` (metres) seen at image coordinates ``(u, v)``."""
+        return projection.pixel_to_camera(u, v, depth, self.K)
+
+    def world_to_pixel(self, points_world: Any, cam2world: Any) -> tuple[Any, Any]:
+        """World points (..., 3) -> image coordinates (..., 2) and z-depth (...,) for the pose ``cam2world``."""
+        return projection.world_to_pixel(points_world, _inverse(cam2world), self.K)
+
+    def pixel_to_world(self, u: Any, v: Any, depth: Any, cam2world: Any) -> Any:
+        """World points (..., 3) at z-depth ``depth`` seen at image coordinates ``(u, v)`` from pose ``cam2world``."""
+        return projection.pixel_to_world(u, v, depth, self.K, cam2world)
+
+    def pixel_centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(u, v)`` float64 (height, width): the image coordinates of every pixel centre (col + 0.5, row + 0.5)."""
+        return projection.pixel_centres(self.width, self.height)
+
+    def rays(self) -> np.ndarray:
+        """Camera-frame ray directions (height, width, 3) through the pixel centres, scaled to z = 1."""
+        return projection.ray_directions(*self.pixel_centres(), self.K)
+
+    def depth_to_world(self, depth: Any, cam2world: Any) -> Any:
+        """World points (H*W, 3), row-major, of a z-depth map (height, width) in metres."""
+        return projection.depth_to_points(depth, self.K, cam2world)
+
+    def ray_distance(self, z: Any) -> Any:
+        """Ray distance (metres from the camera centre) of a z-depth map (height, width)."""
+        return projection.z_to_ray_distance(z, *self.pixel_centres(), self.K)
+
+    def z_depth(self, distance: Any) -> Any:
+        """z-depth (metres along the optical axis) of a ray-distance map (height, width)."""
+        return projection.ray_distance_to_z(distance, *self.pixel_centres(), self.K)
 
     def scaled(self, factor: float) -> Camera:
         """The same camera with the image resized by ``factor`` (intrinsics follow, the lens is unchanged)."""
@@ -131,6 +170,22 @@ class Frame:
     @property
     def center(self) -> np.ndarray:
         return self.cam2world[:3, 3].copy()
+
+    def project_points(self, points_world: np.ndarray, min_depth: float = 0.1,
+                       max_depth: float = math.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, cols, z, index)`` of the world points (N, 3+) that land in this frame's image with z-depth in
+        (``min_depth``, ``max_depth``) metres; see :func:`recon.data.projection.project_points`."""
+        cam = self.camera
+        return projection.project_points(points_world, self.cam2world, cam.K, cam.width, cam.height,
+                                         min_depth, max_depth)
+
+    def sparse_depth(self, points_world: np.ndarray, occlusion_radius_px: int = 2, occlusion_rel_tol: float = 0.3,
+                     max_depth: float = math.inf) -> np.ndarray:
+        """Sparse float32 (H, W) z-depth of world points (LiDAR, SfM) in this frame: z-buffered and
+        occlusion-filtered (see :func:`recon.data.projection.sparse_depth`), 0 where no point is kept."""
+        cam = self.camera
+        return projection.sparse_depth(points_world, self.cam2world, cam.K, cam.width, cam.height,
+                                       occlusion_radius_px, occlusion_rel_tol, max_depth)
 
     def load_image(self) -> np.ndarray:
         """RGB float32 (H, W, 3) in [0, 1]; checked against the camera size."""
@@ -479,6 +534,13 @@ def _cam2world(value: Any, what: str, bad: Callable[[str], SceneError]) -> np.nd
         raise bad(f"{what}: cam2world translation {np.abs(c2w[:3, 3]).max():.3g} m is farther than {MAX_COORD_M:g} m "
                   "from the origin (float32 positions lose centimetre precision; recentre the scene)")
     return c2w
+
+
+def _inverse(matrix: Any) -> Any:
+    """Inverse of a 4x4 pose, numpy or torch."""
+    if type(matrix).__module__.startswith("torch"):
+        return matrix.inverse()
+    return np.linalg.inv(matrix)
 
 
 def holdout_split(n: int, every: int = 8) -> list[str]:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recon.data.projection import ray_directions
 from recon.data.scene import Frame, Scene, load_points
 from recon.errors import ReconError
 from recon.model.ground import camera_height, estimate_up, ground_depth
-from recon.priors.lidar import project_points
 
 
 @dataclass
@@ -59,9 +59,8 @@ class InitPoints:
 
 
 def _project(frame: Frame, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, cols, z, index) of the world points in front of ``frame`` that land in its image."""
-    cam = frame.camera
-    return project_points(pts, frame.cam2world, cam.K, cam.width, cam.height, min_depth=0.05)
+    """(rows, cols, z, index) of the world points in front of ``frame`` (z > 5 cm) that land in its image."""
+    return frame.project_points(pts, min_depth=0.05)
 
 
 def colorize(points: np.ndarray, frames: list[Frame], images: dict[str, np.ndarray]) -> np.ndarray:
@@ -137,11 +136,10 @@ def far_points(frames: list[Frame], images: dict[str, np.ndarray], near_xyz: np.
         if prior is not None and prior.shape == (cam.height, cam.width):
             pz = prior[v, u]
             z = np.where(pz > 0, np.minimum(pz, cfg.far_far_m), z)
-        rays = np.stack([(u + 0.5 - cam.cx) / cam.fx, (v + 0.5 - cam.cy) / cam.fy, np.ones(len(u))], 1)
+        rays = ray_directions(u + 0.5, v + 0.5, cam.K)  # through the pixel centres, camera z = 1
         if ground is not None:
             z = np.minimum(z, ground_depth(rays, f.cam2world, ground[0], ground[1]))
-        pc = rays * z[:, None]
-        xyz_all.append((pc @ f.cam2world[:3, :3].T + f.cam2world[:3, 3]).astype(np.float32))
+        xyz_all.append(cam.pixel_to_world(u + 0.5, v + 0.5, z, f.cam2world).astype(np.float32))
         rgb_all.append(images[f.id][v, u])
     if not xyz_all:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
@@ -184,8 +182,7 @@ def random_points(frames: list[Frame], n: int, rng: np.random.Generator, near: f
         u = rng.uniform(0, cam.width, per)
         v = rng.uniform(0, cam.height, per)
         z = 1.0 / rng.uniform(1.0 / far, 1.0 / near, per)
-        pc = np.stack([(u - cam.cx) / cam.fx * z, (v - cam.cy) / cam.fy * z, z], 1)
-        out.append(pc @ f.cam2world[:3, :3].T + f.cam2world[:3, 3])
+        out.append(cam.pixel_to_world(u, v, z, f.cam2world))
     return np.concatenate(out).astype(np.float32)
 
 

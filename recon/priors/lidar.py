@@ -1,11 +1,10 @@
 """LiDAR depth prior: project world-frame points into a frame with a z-buffer, then densify edge-aware.
 
-Projection conventions (see :mod:`recon.data.scene`): OpenCV camera axes (x right, y down, z forward),
-``cam2world`` 4x4, intrinsics ``K`` in pixels with pixel (u, v) covering [u, u + 1) x [v, v + 1), its centre at
-(u + 0.5, v + 0.5); so a point that projects to image coordinates (x, y) lands in pixel (floor(x), floor(y)).
+Projection, z-buffering and occlusion filtering are :mod:`recon.data.projection`'s (OpenCV camera axes, pixel
+centres at +0.5, so a point that projects to image coordinates (x, y) lands in pixel (floor(x), floor(y))).
 Depth is z-depth in metres (distance along the optical axis), the same quantity as the scene's ``depth/*.npy``.
 
-The projection and densification helpers are shared with the SfM prior (:mod:`recon.priors.sfm`).
+The densification helpers are shared with the SfM prior (:mod:`recon.priors.sfm`).
 """
 
 from __future__ import annotations
@@ -14,75 +13,10 @@ import math
 
 import numpy as np
 
+from recon.data.projection import occlusion_filter, zbuffer_depth
 from recon.data.scene import Frame
 from recon.errors import ReconError
 from recon.priors.base import DepthPrior
-
-
-def project_points(
-    points_world: np.ndarray, cam2world: np.ndarray, K: np.ndarray, width: int, height: int,
-    min_depth: float = 0.1, max_depth: float = math.inf,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Project world points (N, 3+) into the image.
-
-    Returns ``(rows, cols, z, index)`` for the points in front of the camera (``min_depth < z < max_depth``, metres)
-    that land inside the ``width x height`` image: integer pixel rows/cols, float64 z-depth and the index of each
-    point in ``points_world``.
-    """
-    pts = np.asarray(points_world, dtype=np.float64)[:, :3]
-    w2c = np.linalg.inv(np.asarray(cam2world, dtype=np.float64))
-    pc = pts @ w2c[:3, :3].T + w2c[:3, 3]
-    z = pc[:, 2]
-    front = (z > min_depth) & (z < max_depth) & np.isfinite(z)
-    idx = np.nonzero(front)[0]
-    pc, z = pc[front], z[front]
-    x = K[0, 0] * pc[:, 0] / z + K[0, 2]
-    y = K[1, 1] * pc[:, 1] / z + K[1, 2]
-    cols, rows = np.floor(x), np.floor(y)
-    inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
-    return rows[inside].astype(np.int64), cols[inside].astype(np.int64), z[inside], idx[inside]
-
-
-def zbuffer_depth(rows: np.ndarray, cols: np.ndarray, z: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Sparse float32 [H, W] depth keeping the nearest point per pixel (0 where no point lands)."""
-    depth = np.zeros(height * width, dtype=np.float32)
-    if len(z) == 0:
-        return depth.reshape(height, width)
-    flat = rows * width + cols
-    order = np.lexsort((z, flat))  # by pixel, then nearest first
-    flat_s = flat[order]
-    first = np.ones(len(flat_s), dtype=bool)
-    first[1:] = flat_s[1:] != flat_s[:-1]
-    depth[flat_s[first]] = z[order][first]
-    return depth.reshape(height, width)
-
-
-def occlusion_filter(sparse: np.ndarray, radius_px: int = 2, rel_tol: float = 0.3) -> np.ndarray:
-    """Drop sparse depths seen through gaps in a nearer surface (a sensor offset from the camera, SfM points).
-
-    A point is removed when, within ``radius_px``, there are points nearer by more than ``rel_tol`` (relative
-    depth) in two *opposite* directions (of 8 sectors of 45 degrees): a point inside a foreground silhouette is
-    surrounded that way. A point on ground seen at a grazing angle (nearer points only below it) or just beside a
-    foreground edge (nearer points on one side) is kept. ``radius_px = 0`` disables the filter.
-    """
-    if radius_px <= 0:
-        return sparse
-    sparse = np.asarray(sparse, dtype=np.float32)
-    H, W = sparse.shape
-    r = int(radius_px)
-    d = np.pad(np.where(sparse > 0, sparse, np.inf), r, constant_values=np.inf)
-    sector_min = np.full((8, H, W), np.inf, np.float32)
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            if (dy == 0 and dx == 0) or dy * dy + dx * dx > r * r:
-                continue
-            k = int(round(math.atan2(dy, dx) / (math.pi / 4))) % 8
-            np.minimum(sector_min[k], d[r + dy:r + dy + H, r + dx:r + dx + W], out=sector_min[k])
-    nearer = sector_min < sparse / (1.0 + rel_tol)
-    occluded = np.zeros((H, W), dtype=bool)
-    for k in range(4):
-        occluded |= nearer[k] & nearer[k + 4]
-    return np.where((sparse > 0) & ~occluded, sparse, 0.0).astype(np.float32)
 
 
 def auto_radius(sparse: np.ndarray, lo: int = 2, hi: int = 16) -> int:
@@ -204,15 +138,16 @@ def lidar_prior(
     """The LiDAR depth prior of a frame: source ``lidar`` (densified) or ``lidar-sparse`` (projected points only).
 
     Points come from ``frame.load_lidar()`` (world frame, metres). ``occlusion_radius_px`` > 0 enables
-    :func:`occlusion_filter` (the LiDAR sits above / behind the camera and sees surfaces the camera does not).
+    :func:`recon.data.projection.occlusion_filter` (the LiDAR sits above / behind the camera and sees surfaces the
+    camera does not).
     With ``use_image`` the densification follows image edges; with ``use_sky_mask`` nothing is filled into sky.
     """
     pts = frame.load_lidar()
     if pts is None:
         raise ReconError(f"frame '{frame.id}': the scene has no LiDAR sweep for this frame (use --source sfm/mono)")
-    cam = frame.camera
-    rows, cols, z, _ = project_points(pts, frame.cam2world, cam.K, cam.width, cam.height, max_depth=max_depth)
-    sparse = occlusion_filter(zbuffer_depth(rows, cols, z, cam.width, cam.height), occlusion_radius_px)
+    rows, cols, z, _ = frame.project_points(pts, max_depth=max_depth)
+    sparse = occlusion_filter(zbuffer_depth(rows, cols, z, frame.camera.width, frame.camera.height),
+                              occlusion_radius_px)
     meta = {"points": int(len(pts)), "projected": int(len(z)), "sparse_pixels": int((sparse > 0).sum())}
     return finish_prior(frame, sparse, "lidar", dense, radius_px, use_image, use_sky_mask, device, meta)
 

@@ -1,7 +1,7 @@
 """SfM depth prior: project the scene's SfM points (``points3d.npy``) into a frame, keep the visible ones, densify.
 
 SfM points carry no per-image visibility in the scene format, so visibility is decided geometrically: a z-buffer
-keeps the nearest point per pixel, and a depth-consistency test (:func:`recon.priors.lidar.occlusion_filter`)
+keeps the nearest point per pixel, and a depth-consistency test (:func:`recon.data.projection.occlusion_filter`)
 drops points lying well behind a nearer point close by in the image (occluded surfaces seen through the gaps
 between sparse points). Depth is metric only when the SfM reconstruction is (a converter that aligned it to
 metric poses, or poses in metres given to the triangulation); the prior's ``meta`` records the point count.
@@ -16,17 +16,13 @@ import numpy as np
 from recon.data.scene import Frame, Scene
 from recon.errors import ReconError
 from recon.priors.base import DepthPrior
-from recon.priors.lidar import finish_prior, occlusion_filter, project_points, zbuffer_depth
+from recon.priors.lidar import finish_prior
 
 
 def sfm_sparse_depth(points_world: np.ndarray, frame: Frame, occlusion_radius_px: int = 2,
                      occlusion_rel_tol: float = 0.3, max_depth: float = math.inf) -> np.ndarray:
     """Sparse float32 [H, W] z-depth (metres) of the visible SfM points in ``frame`` (0 where none)."""
-    cam = frame.camera
-    rows, cols, z, _ = project_points(points_world, frame.cam2world, cam.K, cam.width, cam.height,
-                                      max_depth=max_depth)
-    sparse = zbuffer_depth(rows, cols, z, cam.width, cam.height)
-    return occlusion_filter(sparse, occlusion_radius_px, occlusion_rel_tol)
+    return frame.sparse_depth(points_world, occlusion_radius_px, occlusion_rel_tol, max_depth)
 
 
 def sfm_prior(

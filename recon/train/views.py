@@ -42,12 +42,11 @@ def sparse_lidar_depth(frame: Frame, K: np.ndarray, width: int, height: int) -> 
     """The frame's LiDAR sweep as a sparse z-buffered depth map (H, W) at this resolution, 0 = no point.
 
     Points the camera cannot see (the LiDAR sits elsewhere and looks through gaps) are removed by
-    :func:`recon.priors.lidar.occlusion_filter`.
+    :func:`recon.data.projection.occlusion_filter`.
     """
-    from recon.priors.lidar import occlusion_filter, project_points, zbuffer_depth
+    from recon.data.projection import sparse_depth
 
-    rows, cols, z, _ = project_points(frame.load_lidar(), frame.cam2world, K, width, height)
-    return occlusion_filter(zbuffer_depth(rows, cols, z, width, height))
+    return sparse_depth(frame.load_lidar(), frame.cam2world, K, width, height)
 
 
 def load_views(frames: list[Frame], downscale: float, device: torch.device, camera_names: list[str],
