@@ -76,7 +76,7 @@ def run_config(cfg: dict) -> dict:
     import torch
 
     from recon.render import rasterize
-    from recon.render.reference import reference_rasterize
+    from recon.render.cpu_backend import reference_rasterize
 
     torch.set_num_threads(cfg["threads"])
     n, w, h = cfg["n"], cfg["width"], cfg["height"]

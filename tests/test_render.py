@@ -8,7 +8,7 @@ import torch
 from recon.errors import ReconError
 from recon.render import rasterize
 from recon.render.cpp_ext import extension_available
-from recon.render.reference import reference_rasterize
+from recon.render.cpu_backend import reference_rasterize
 
 IMPLS = ["torch", pytest.param("cpp", marks=pytest.mark.skipif(not extension_available(), reason="no C++ ext"))]
 DT = torch.float64

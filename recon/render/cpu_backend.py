@@ -140,3 +140,10 @@ def rasterize_cpu(
     if render_mode in ("ED", "RGB+ED"):
         render = torch.cat([render[..., :-1], render[..., -1:] / alphas.clamp(min=1e-10)], dim=-1)
     return render, alphas, info
+
+
+def reference_rasterize(*args, **kwargs):
+    """:func:`recon.render.rasterize`'s CPU pipeline with the dense compositor (same projection, SH and modes)."""
+    kwargs.pop("backend", None)
+    kwargs.pop("cpu_impl", None)
+    return rasterize_cpu(*args, dense=True, **kwargs)

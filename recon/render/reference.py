@@ -2,7 +2,8 @@
 
 Independent of tiling and binning; same cut-offs as gsplat (skip alpha < 1/255 or sigma < 0, alpha clamp 0.999,
 exclusive stop at transmittance <= 1e-4). Plain autograd, so its gradients check the tiled rasterizer's backward.
-Memory grows as pixels x Gaussians: for tests and small benchmark configurations only.
+Memory grows as pixels x Gaussians: for tests and small benchmark configurations only. The whole CPU pipeline
+with this compositor is :func:`recon.render.cpu_backend.reference_rasterize`.
 """
 
 from __future__ import annotations
@@ -62,12 +63,3 @@ def dense_composite(
         outs.append(torch.cat(img_c).reshape(height, width, d))
         alphas.append(torch.cat(img_a).reshape(height, width, 1))
     return torch.stack(outs), torch.stack(alphas)
-
-
-def reference_rasterize(*args, **kwargs):
-    """:func:`recon.render.rasterize`'s CPU pipeline with the dense compositor (same projection, SH and modes)."""
-    from .cpu_backend import rasterize_cpu
-
-    kwargs.pop("backend", None)
-    kwargs.pop("cpu_impl", None)
-    return rasterize_cpu(*args, dense=True, **kwargs)
