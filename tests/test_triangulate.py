@@ -14,7 +14,7 @@ from recon.match.triangulate import (
     PairPoints,
     TriangulationConfig,
     depth_sensitivity,
-    epipolar_directions,
+    epipolar_directions_from_poses,
     project,
     triangulate_dlt,
     triangulate_matches,
@@ -96,7 +96,7 @@ def test_depth_sensitivity_and_epipolar_direction_for_a_stereo_pair() -> None:
     s = depth_sensitivity(K, w0, K, w1, X)
     # disparity f b / z: one pixel of disparity error is a relative depth error of z / (f b)
     np.testing.assert_allclose(s, X[:, 2] / (K[0, 0] * b), rtol=2e-3)
-    d0, d1 = epipolar_directions(K, w0, K, w1, X)
+    d0, d1 = epipolar_directions_from_poses(K, w0, K, w1, X)
     np.testing.assert_allclose(np.abs(d0[:, 0]), 1.0, atol=1e-9)
     np.testing.assert_allclose(np.abs(d1[:, 0]), 1.0, atol=1e-9)
 

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recon.data.projection import camera_to_pixel, depth_to_points, transform_points
+
 
 def _sample(img: torch.Tensor, uv: torch.Tensor, w: int, h: int) -> torch.Tensor:
     """Bilinear samples of img (H, W, C) at pixel coordinates uv (N, 2) (pixel-centre convention)."""
@@ -31,18 +33,10 @@ def pair_consistency(depth_i: torch.Tensor, depth_j: torch.Tensor, image_i: torc
                      K_i: torch.Tensor, K_j: torch.Tensor, c2w_i: torch.Tensor, w2c_j: torch.Tensor,
                      tol: float = 0.05) -> dict[str, float]:
     """Consistency of view i's rendered depth with view j (see the module docstring)."""
-    h, w = depth_i.shape
-    v, u = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5, torch.arange(w, dtype=torch.float32) + 0.5,
-                          indexing="ij")
-    d = depth_i.reshape(-1)
-    ok = d > 0
-    x = (u.reshape(-1) - K_i[0, 2]) / K_i[0, 0] * d
-    y = (v.reshape(-1) - K_i[1, 2]) / K_i[1, 1] * d
-    pw = torch.stack([x, y, d], -1) @ c2w_i[:3, :3].T + c2w_i[:3, 3]
-    pj = pw @ w2c_j[:3, :3].T + w2c_j[:3, 3]
+    ok = depth_i.reshape(-1) > 0
+    pj = transform_points(depth_to_points(depth_i, K_i, c2w_i), w2c_j)
     z = pj[:, 2]
-    uj = K_j[0, 0] * pj[:, 0] / z.clamp_min(1e-6) + K_j[0, 2]
-    vj = K_j[1, 1] * pj[:, 1] / z.clamp_min(1e-6) + K_j[1, 2]
+    uj, vj = camera_to_pixel(pj, K_j, z.clamp_min(1e-6))  # points behind j are masked out below
     hj, wj = depth_j.shape
     ok &= (z > 0.1) & (uj >= 0.5) & (uj <= wj - 0.5) & (vj >= 0.5) & (vj <= hj - 0.5)
     if int(ok.sum()) == 0:

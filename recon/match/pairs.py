@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recon.data.projection import camera_to_pixel, transform_points
 from recon.data.scene import Camera, Frame, Scene
 
 
@@ -50,23 +51,17 @@ def _frustum_samples(cam: Camera, depth_min: float, depth_max: float, n_px: int 
     v = (np.arange(n_px) + 0.5) / n_px * cam.height
     d = np.geomspace(depth_min, depth_max, n_d)
     uu, vv, dd = np.meshgrid(u, v, d, indexing="ij")
-    x = (uu - cam.cx) / cam.fx * dd
-    y = (vv - cam.cy) / cam.fy * dd
-    return np.stack([x, y, dd], -1).reshape(-1, 3)
+    return cam.unproject(uu, vv, dd).reshape(-1, 3)
 
 
 def _visible_fraction(f0: Frame, f1: Frame, depth_min: float, depth_max: float) -> float:
     """Fraction of f0's frustum samples that f1 sees (inside its image, z in (0, depth_max * 2])."""
-    pts_c0 = _frustum_samples(f0.camera, depth_min, depth_max)
-    pts_w = pts_c0 @ f0.cam2world[:3, :3].T + f0.cam2world[:3, 3]
-    w2c = f1.world2cam
-    pc = pts_w @ w2c[:3, :3].T + w2c[:3, 3]
+    pts_w = transform_points(_frustum_samples(f0.camera, depth_min, depth_max), f0.cam2world)
+    pc = transform_points(pts_w, f1.world2cam)
     z = pc[:, 2]
     front = z > 1e-3
     c = f1.camera
-    zs = np.where(front, z, 1.0)
-    u = c.fx * pc[:, 0] / zs + c.cx
-    v = c.fy * pc[:, 1] / zs + c.cy
+    u, v = camera_to_pixel(pc, c.K, np.where(front, z, 1.0))  # points behind are masked out below
     inside = front & (u >= 0) & (u <= c.width) & (v >= 0) & (v <= c.height) & (z <= 2.0 * depth_max)
     return float(inside.mean())
 

@@ -22,7 +22,7 @@ from recon.match.cache import MatchCache, cache_key
 from recon.match.consistency import confirmed_masks
 from recon.match.factory import MatcherKind, create_matcher
 from recon.match.pairs import Pair, PairConfig, select_pairs
-from recon.match.triangulate import PairPoints, TriangulationConfig, epipolar_directions, triangulate_frames
+from recon.match.triangulate import PairPoints, TriangulationConfig, epipolar_directions_from_poses, triangulate_frames
 from recon.match.verify import epipolar_texture
 
 
@@ -224,7 +224,7 @@ class MultiViewSupervision:
         return self
 
     def _aperture_filter(self, f0: Frame, f1: Frame, pts: PairPoints) -> PairPoints:
-        d0, d1 = epipolar_directions(f0.camera.K, f0.world2cam, f1.camera.K, f1.world2cam, pts.points)
+        d0, d1 = epipolar_directions_from_poses(f0.camera.K, f0.world2cam, f1.camera.K, f1.world2cam, pts.points)
         t = np.minimum(epipolar_texture(f0.load_image(), pts.pix0, d0),
                        epipolar_texture(f1.load_image(), pts.pix1, d1))
         return pts.subset(t >= self.config.min_epipolar_texture, "aperture")

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recon.data.projection import world_to_pixel
 from recon.data.scene import Frame
 from recon.match.base import Matches
 
@@ -125,12 +126,10 @@ def triangulate_dlt(K0: np.ndarray, w2c0: np.ndarray, K1: np.ndarray, w2c1: np.n
 
 
 def project(K: np.ndarray, w2c: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World points (M, 3) -> pixels (M, 2) and camera z (M,)."""
-    pc = pts @ w2c[:3, :3].T + w2c[:3, 3]
-    z = pc[:, 2]
+    """World points (M, 3) -> pixels (M, 2) and camera z (M,) (:func:`recon.data.projection.world_to_pixel`; a
+    point at z = 0, such as a DLT point at infinity, gives non-finite pixels that the filters drop)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        uv = (pc[:, :2] / z[:, None]) @ K[:2, :2].T + K[:2, 2]
-    return uv, z
+        return world_to_pixel(pts, w2c, K)
 
 
 def depth_sensitivity(K0: np.ndarray, w2c0: np.ndarray, K1: np.ndarray, w2c1: np.ndarray, pts: np.ndarray,
@@ -152,9 +151,10 @@ def depth_sensitivity(K0: np.ndarray, w2c0: np.ndarray, K1: np.ndarray, w2c1: np
     return out
 
 
-def epipolar_directions(K0: np.ndarray, w2c0: np.ndarray, K1: np.ndarray, w2c1: np.ndarray, pts: np.ndarray,
+def epipolar_directions_from_poses(K0: np.ndarray, w2c0: np.ndarray, K1: np.ndarray, w2c1: np.ndarray, pts: np.ndarray,
                         step: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """Unit directions (M, 2) of the epipolar line through each point's image in view 0 and in view 1.
+    """Unit directions (M, 2) of the epipolar line through each world point's image in view 0 and in view 1, from
+    the known poses (:func:`recon.sfm.verify.epipolar_directions` gets them from a fundamental matrix and matches).
 
     The epipolar line in view 0 is the image of camera 1's ray through the point, and vice versa.
     """
