@@ -164,8 +164,9 @@ def test_thin_lens_on_a_textured_plane() -> None:
     """The lens renderer alone: a fronto-parallel facade 100 m away, focus 3 m. The finite-aperture image is the
     pinhole image convolved with the predicted disk (fitted diameter within 3 % above 1.5 px, 5 % below;
     residual near zero)."""
+    from recon.data.scene import Camera
     from recon.data.synth.geometry import MeshBuilder
-    from recon.data.synth.lens import Intrinsics, render_defocus, render_pinhole
+    from recon.data.synth.lens import render_defocus, render_pinhole
     from recon.data.synth.raycast import Tracer
     from recon.data.synth.rig import camera_to_ego
     from recon.data.synth.textures import MipAtlas, build_textures
@@ -176,7 +177,7 @@ def test_thin_lens_on_a_textured_plane() -> None:
     b.add_quad(np.array([[d, half, -half], [d, -half, -half], [d, -half, half], [d, half, half]]),
                np.array([[0, 0], [2 * half, 0], [2 * half, 2 * half], [0, 2 * half]]), "office_facade")
     tracer = Tracer(b.build(), MipAtlas.from_textures(tex), np.array([1.0, 0.0, 0.3]))
-    k = Intrinsics(160, 96, 171.5, 171.5, 80.0, 48.0)
+    k = Camera("front", 160, 96, 171.5, 171.5, 80.0, 48.0)
     c2w = camera_to_ego("front")
     pin = render_pinhole(tracer, k, c2w, 4).astype(np.float64)
     inner = np.zeros((96, 160), bool)

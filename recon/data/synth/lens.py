@@ -1,21 +1,24 @@
-"""Pinhole and true finite-aperture (thin lens) rendering of a camera view.
+"""Pinhole and true finite-aperture (thin lens) rendering of a :class:`recon.data.scene.Camera` view.
 
-Pixel convention: the centre of pixel (u, v) is at (u + 0.5, v + 0.5); a ray goes through K^-1 [u+0.5, v+0.5, 1].
-Camera rays are cast with camera-frame direction (x, y, 1), so the hit distance is the z-depth in metres.
+Pixel convention (the scene's, :mod:`recon.data.projection`): the centre of pixel (u, v) is at (u + 0.5, v + 0.5);
+a ray goes through K^-1 [u+0.5, v+0.5, 1]. Camera rays are cast with camera-frame direction (x, y, 1), so the hit
+distance is the z-depth in metres.
 
-Thin lens (design.md "Optics"): aperture diameter A = f / N (metres). A finite-aperture image is the average of
-pinhole renders from lens positions (ax, ay) on the aperture disk, each camera moved by (ax, ay) in its own x-y
-plane with the principal point moved by (fx * ax / d_f, fy * ay / d_f) so that the plane z = d_f stays fixed.
-A point at depth d then moves by fx * a * (1/d_f - 1/d) pixels: a blur disk of diameter fx * A * |1/d - 1/d_f|.
+Thin lens: aperture diameter A = f / N (metres; :func:`recon.optics.thin_lens.aperture_diameter_m`). A
+finite-aperture image is the average of pinhole renders from lens positions a = (ax, ay) on the aperture disk
+(radius A / 2), each camera moved by a in its own x-y plane with the principal point moved by
+(fx * ax / d_f, fy * ay / d_f) so that the plane z = d_f stays fixed. A point at depth d then moves by
+fx * a * (1/d_f - 1/d) pixels, so over the disk it sweeps a blur disk of diameter fx * A * |1/d - 1/d_f| pixels:
+the thin-lens circle of confusion for d_f much larger than f.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
+from recon.data.scene import Camera
 from recon.data.synth.raycast import Tracer
 
 GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
@@ -45,80 +48,64 @@ def subpixel_offsets(n: int) -> np.ndarray:
     raise ValueError(f"unsupported sub-pixel sample count {n}")
 
 
-@dataclass(frozen=True)
-class Intrinsics:
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-
-def camera_rays(k: Intrinsics, cam2world: np.ndarray, offset: tuple[float, float] = (0.0, 0.0),
+def camera_rays(camera: Camera, cam2world: np.ndarray, offset: tuple[float, float] = (0.0, 0.0),
                 lens: tuple[float, float] = (0.0, 0.0), focus_m: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """World-frame rays (origins, dirs) of all pixels, row-major (H*W, 3) each, float32.
 
     ``offset`` is a sub-pixel shift in pixels; ``lens`` = (ax, ay) moves the camera centre in its x-y plane
     (metres) and the principal point by (fx ax / focus_m, fy ay / focus_m). Directions have camera z = 1.
     """
-    return ViewRays(k, cam2world).rays(offset, lens, focus_m)
+    return ViewRays(camera, cam2world).rays(offset, lens, focus_m)
 
 
 class ViewRays:
     """Rays of one view: pixel-centre directions computed once; offsets and lens shifts only add a constant."""
 
-    def __init__(self, k: Intrinsics, cam2world: np.ndarray) -> None:
-        self.k = k
+    def __init__(self, camera: Camera, cam2world: np.ndarray) -> None:
+        self.camera = camera
         self.rot = np.asarray(cam2world[:3, :3], np.float64)
         self.centre = np.asarray(cam2world[:3, 3], np.float64)
-        u = (np.arange(k.width) + 0.5 - k.cx) / k.fx
-        v = (np.arange(k.height) + 0.5 - k.cy) / k.fy
-        dcam = np.empty((k.height, k.width, 3))
-        dcam[..., 0] = u[None, :]
-        dcam[..., 1] = v[:, None]
-        dcam[..., 2] = 1.0
-        self.base = (dcam.reshape(-1, 3) @ self.rot.T).astype(np.float32)
+        self.base = (camera.rays().reshape(-1, 3) @ self.rot.T).astype(np.float32)
 
     def rays(self, offset: tuple[float, float] = (0.0, 0.0), lens: tuple[float, float] = (0.0, 0.0),
              focus_m: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         ax, ay = lens
         # camera-frame direction change: pixel offset / f minus the principal point shift a / d_f
-        dc = np.array([offset[0] / self.k.fx - ax / focus_m, offset[1] / self.k.fy - ay / focus_m, 0.0])
+        dc = np.array([offset[0] / self.camera.fx - ax / focus_m, offset[1] / self.camera.fy - ay / focus_m, 0.0])
         dirs = self.base + (self.rot @ dc).astype(np.float32)
         origin = (self.centre + self.rot @ np.array([ax, ay, 0.0])).astype(np.float32)
         return np.broadcast_to(origin, dirs.shape), dirs
 
 
-def render_depth(tracer: Tracer, k: Intrinsics, cam2world: np.ndarray) -> np.ndarray:
+def render_depth(tracer: Tracer, camera: Camera, cam2world: np.ndarray) -> np.ndarray:
     """Exact z-depth (H, W) float32 in metres through the pixel centres; 0 where the ray sees sky."""
-    o, d = camera_rays(k, cam2world)
+    o, d = camera_rays(camera, cam2world)
     t = tracer.cast(o, d).t
-    return np.where(np.isfinite(t), t, 0.0).astype(np.float32).reshape(k.height, k.width)
+    return np.where(np.isfinite(t), t, 0.0).astype(np.float32).reshape(camera.height, camera.width)
 
 
-def render_samples(tracer: Tracer, k: Intrinsics, cam2world: np.ndarray,
+def render_samples(tracer: Tracer, camera: Camera, cam2world: np.ndarray,
                    samples: list[tuple[tuple[float, float], tuple[float, float]]], focus_m: float = 1.0,
                    batch: int = 8) -> np.ndarray:
     """Sum (H, W, 3) float64 of pinhole renders, one per (sub-pixel offset, lens position) in ``samples``."""
-    view = ViewRays(k, cam2world)
-    acc = np.zeros((k.height * k.width, 3))
-    n_px = k.height * k.width
+    view = ViewRays(camera, cam2world)
+    acc = np.zeros((camera.height * camera.width, 3))
+    n_px = camera.height * camera.width
     for s in range(0, len(samples), batch):
         chunk = samples[s:s + batch]
         rays = [view.rays(off, lens, focus_m) for off, lens in chunk]
         o = np.concatenate([r[0] for r in rays])
         d = np.concatenate([r[1] for r in rays])
-        rgb = tracer.shade(d, tracer.cast(o, d), 1.0 / k.fx)
+        rgb = tracer.shade(d, tracer.cast(o, d), 1.0 / camera.fx)
         acc += rgb.reshape(len(chunk), n_px, 3).sum(axis=0, dtype=np.float64)
-    return acc.reshape(k.height, k.width, 3)
+    return acc.reshape(camera.height, camera.width, 3)
 
 
-def render_pinhole(tracer: Tracer, k: Intrinsics, cam2world: np.ndarray, antialias: int) -> np.ndarray:
+def render_pinhole(tracer: Tracer, camera: Camera, cam2world: np.ndarray, antialias: int) -> np.ndarray:
     """All-in-focus image (H, W, 3) float32: the mean over ``antialias`` sub-pixel samples."""
     offs = subpixel_offsets(antialias)
     samples = [((float(o[0]), float(o[1])), (0.0, 0.0)) for o in offs]
-    return (render_samples(tracer, k, cam2world, samples) / len(samples)).astype(np.float32)
+    return (render_samples(tracer, camera, cam2world, samples) / len(samples)).astype(np.float32)
 
 
 def lens_samples(n: int, aperture_m: float, antialias: int) -> list[tuple[tuple[float, float], tuple[float, float]]]:
@@ -134,8 +121,8 @@ def lens_samples(n: int, aperture_m: float, antialias: int) -> list[tuple[tuple[
             for i in range(n)]
 
 
-def render_defocus(tracer: Tracer, k: Intrinsics, cam2world: np.ndarray, aperture_m: float, focus_m: float,
+def render_defocus(tracer: Tracer, camera: Camera, cam2world: np.ndarray, aperture_m: float, focus_m: float,
                    n_samples: int, antialias: int) -> np.ndarray:
     """True finite-aperture image (H, W, 3) float32: the mean of pinhole renders over the lens samples."""
     samples = lens_samples(n_samples, aperture_m, antialias)
-    return (render_samples(tracer, k, cam2world, samples, focus_m) / len(samples)).astype(np.float32)
+    return (render_samples(tracer, camera, cam2world, samples, focus_m) / len(samples)).astype(np.float32)

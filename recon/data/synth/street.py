@@ -20,7 +20,7 @@ import numpy as np
 
 from recon.data.scene import Camera, DefocusImage, Frame, Scene, holdout_split
 from recon.data.synth.config import SynthConfig
-from recon.data.synth.lens import Intrinsics, render_defocus, render_depth, render_pinhole, subpixel_offsets
+from recon.data.synth.lens import render_defocus, render_depth, render_pinhole, subpixel_offsets
 from recon.data.synth.lidar import ELEVATION_DEG, sweep
 from recon.data.synth.raycast import Tracer
 from recon.data.synth.rig import LIDAR_MOUNT, camera_to_ego, ego_poses, lidar_origin
@@ -29,6 +29,7 @@ from recon.data.synth.world import build_world
 from recon.errors import ReconError
 from recon.io.atomic import atomic_directory, atomic_save_npy
 from recon.io.images import write_depth, write_image, write_mask
+from recon.optics.thin_lens import aperture_diameter_m
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called after each rendered unit (stage 'frames' or 'defocus')."""
@@ -75,9 +76,9 @@ def make_street(cfg: SynthConfig, out: Path, overwrite: bool = False, progress: 
     tracer = Tracer(world.mesh, MipAtlas.from_textures(textures), world.sun_dir)
     poses = ego_poses(cfg)
     fx = cfg.fx
-    k = Intrinsics(cfg.width, cfg.height, fx, fx, cfg.width / 2.0, cfg.height / 2.0)
-    cameras = {name: Camera(name, cfg.width, cfg.height, fx, fx, k.cx, k.cy, sensor_width_mm=cfg.sensor_width_mm,
-                            f_number=cfg.camera_f_number, focus_distance_m=cfg.camera_focus_m)
+    cameras = {name: Camera(name, cfg.width, cfg.height, fx, fx, cfg.width / 2.0, cfg.height / 2.0,
+                            sensor_width_mm=cfg.sensor_width_mm, f_number=cfg.camera_f_number,
+                            focus_distance_m=cfg.camera_focus_m)
                for name in cfg.cameras}
     split = holdout_split(cfg.n_frames, cfg.test_every)
     dof_idx = defocus_frame_indices(cfg)
@@ -95,8 +96,8 @@ def make_street(cfg: SynthConfig, out: Path, overwrite: bool = False, progress: 
                 for c, name in enumerate(cfg.cameras):
                     c2w = pose @ camera_to_ego(name)
                     fid = f"{name}_{i:04d}"
-                    rgb = render_pinhole(tracer, k, c2w, cfg.antialias)
-                    depth = render_depth(tracer, k, c2w)
+                    rgb = render_pinhole(tracer, cameras[name], c2w, cfg.antialias)
+                    depth = render_depth(tracer, cameras[name], c2w)
                     frames.append(Frame(
                         id=fid, camera=cameras[name], timestamp=i / cfg.frame_rate_hz,
                         image_path=write_image(tmp / "images" / f"{fid}.png", rgb), cam2world=c2w,
@@ -108,15 +109,16 @@ def make_street(cfg: SynthConfig, out: Path, overwrite: bool = False, progress: 
                         progress("frames", i * len(cfg.cameras) + c + 1, total)
 
             defocus: list[DefocusImage] = []
-            focal_m = cfg.fx * cfg.sensor_width_mm / cfg.width / 1000.0   # focal length = fx * pixel pitch
+            front = cameras.get("front")
             done = 0
             for i in dof_idx:
+                assert front is not None  # validate() requires the front camera for finite-aperture images
                 c2w = poses[i] @ camera_to_ego("front")
                 fid = f"front_{i:04d}"
                 for n_f in cfg.defocus_f_numbers:
-                    aperture = focal_m / n_f                               # A = f / N, metres
+                    aperture = aperture_diameter_m(front.focal_length_mm, n_f)  # focal length = fx * pixel pitch
                     for d_f in cfg.defocus_focus_m:
-                        img = render_defocus(tracer, k, c2w, aperture, d_f, cfg.lens_samples, cfg.antialias)
+                        img = render_defocus(tracer, front, c2w, aperture, d_f, cfg.lens_samples, cfg.antialias)
                         path = write_image(tmp / "defocus" / f"{fid}_f{_fmt(n_f)}_d{_fmt(d_f)}.png", img)
                         defocus.append(DefocusImage(fid, float(n_f), float(d_f), path, cfg.lens_samples))
                         done += 1
