@@ -5,9 +5,11 @@ x right, y down, z forward; metres). Rays are intersected with the planes exactl
 smooth sums of sinusoids whose frequencies are set in *pixels at the plane's depth* (wavelengths 4..28 px), so a
 box-filtered pinhole render is close to alias-free.
 
-A thin lens is simulated as design.md prescribes: the camera centre is shifted by ``(ax, ay)`` across the aperture
-disk and the principal point by ``fx * ax / d_f`` so the focus plane stays fixed; averaging many such renders
-(golden-angle spiral over the disk, one stratified sub-pixel offset each) is the true defocused image. Pixel
+A thin lens is simulated by lens sampling: the camera centre is shifted by ``a = (ax, ay)`` across the aperture
+disk (diameter ``A = f / N``) and the principal point by ``fx * ax / d_f`` so the focus plane ``z = d_f`` stays
+fixed. A point at depth ``d`` then moves by ``fx * ax * (1/d_f - 1/d)`` pixels, so over the disk it covers a blur
+disk of diameter ``fx * A * |1/d - 1/d_f|`` pixels; averaging many such renders (golden-angle spiral over the disk,
+one stratified sub-pixel offset each) is the true defocused image, occlusion at blurred edges included. Pixel
 integration (a box filter over the pixel) is applied identically to the pinhole and the lens renders.
 """
 

@@ -8,8 +8,11 @@ The circle of confusion (CoC) is a *diameter* in pixels and *signed*: positive i
 
     c_px = fx * A * (1 / d - 1 / d_f)
 
-which is exactly what a pinhole camera shifted across the aperture (the lens-sampling ground truth of design.md)
-produces. When the focal length is known the exact thin-lens form multiplies this by ``d_f / (d_f - f)``.
+which is exactly what a pinhole camera shifted across the aperture produces: moving the centre by ``a`` (metres,
+``|a| <= A / 2``) and the principal point by ``fx * a / d_f`` keeps the focus plane fixed and moves a point at depth
+``d`` by ``fx * a * (1/d_f - 1/d)`` pixels (the lens-sampling ground truth of :mod:`recon.optics.planes` and the
+synthetic street). The exact thin lens images the focus plane at ``v = f d_f / (d_f - f)`` behind the lens instead
+of at ``f``, which scales the CoC by ``d_f / (d_f - f)``; that is the form used when the focal length is known.
 Every function here works on Python floats, numpy arrays and torch tensors alike (plain arithmetic).
 """
 
