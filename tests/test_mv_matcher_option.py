@@ -5,8 +5,8 @@ from __future__ import annotations
 from test_train import tiny_cfg, tiny_street  # noqa: F401  (module fixture)
 
 import recon.match.supervision as sup_mod
+from recon.run.folder import prepare_run_folder
 from recon.train.build import build_trainer
-from recon.train.cli import prepare_out
 
 
 def test_mv_matcher_option_reaches_the_supervision(tiny_street, tmp_path, monkeypatch) -> None:  # noqa: F811
@@ -20,6 +20,6 @@ def test_mv_matcher_option_reaches_the_supervision(tiny_street, tmp_path, monkey
     monkeypatch.setattr(sup_mod, "create_matcher", record)
     cfg = tiny_cfg(tiny_street.root, tmp_path / "run", "mv", "--loss.mv-matcher", "sift", "--iters", "1",
                    "--checkpoint-every", "0")
-    prepare_out(cfg)
+    prepare_run_folder(cfg)
     build_trainer(cfg)
     assert kinds == ["sift"]

@@ -8,7 +8,7 @@ import torch
 from gsplat.strategy import DefaultStrategy
 
 from recon.render import rasterize
-from recon.render.mcmc_ops import TorchMCMCStrategy, compute_relocation
+from recon.train.strategy import TorchMCMCStrategy, compute_relocation
 
 
 def make_params(n: int = 200, seed: int = 0):

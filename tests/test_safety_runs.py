@@ -93,7 +93,7 @@ def _disk_full(*args, **kwargs):
 
 def test_train_disk_full_is_one_line_and_keeps_the_old_run(scene: Path, trained: Path, tmp_path: Path, capsys,
                                                           monkeypatch) -> None:
-    import recon.train.checkpoint as checkpoint
+    import recon.run.checkpoints as checkpoint
 
     run = copy_tree(trained, tmp_path / "run")
     before = tree_hashes(run)

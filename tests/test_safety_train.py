@@ -166,7 +166,8 @@ def test_resume_without_checkpoint_restarts_without_duplicate_rows(scene: Path, 
 
 
 def test_orphan_temporaries_are_cleaned_under_the_lock(trained: Path, tmp_path: Path) -> None:
-    from recon.train.cli import build_config, prepare_out
+    from recon.run.folder import prepare_run_folder
+    from recon.train.cli import build_config
 
     run = copy_tree(trained, tmp_path / "run")
     orphans = [run / ".config.json.k2j_x9ab.tmp", run / "checkpoints" / ".ckpt_000006.pt.a1b2c3d4.tmp",
@@ -179,7 +180,7 @@ def test_orphan_temporaries_are_cleaned_under_the_lock(trained: Path, tmp_path: 
         p.write_text("user file")
     before = tree_hashes(run)
     cfg, _ = build_config(["--data", str(trained), "--out", str(run), "--resume", *TINY_TRAIN], "recon train")
-    with prepare_out(cfg):
+    with prepare_run_folder(cfg):
         pass
     after = tree_hashes(run)
     assert not any(p.exists() for p in orphans) and not (run / ".run.q1w2e3r4.old").exists()
@@ -302,6 +303,7 @@ def test_out_in_a_read_only_folder(scene: Path, tmp_path: Path, capsys) -> None:
 
 def test_trainer_driven_from_code_refuses_to_overwrite_a_foreign_folder(scene: Path, tmp_path: Path) -> None:
     from recon.errors import ReconError
+    from recon.run.training import train_run
     from recon.train.build import build_trainer
     from recon.train.cli import build_config
 
@@ -311,5 +313,5 @@ def test_trainer_driven_from_code_refuses_to_overwrite_a_foreign_folder(scene: P
     mine.mkdir()
     (mine / "data.csv").write_text("1,2,3")  # appeared after the CLI's check, or the CLI was bypassed
     with pytest.raises(ReconError, match="not a recon run folder"):
-        trainer.train(progress=False)
+        train_run(trainer, progress=False)
     assert (mine / "data.csv").read_text() == "1,2,3"

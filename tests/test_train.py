@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from recon.errors import ReconError
-from recon.train.cli import build_config, prepare_out
+from recon.run.folder import prepare_run_folder
+from recon.run.training import train_run
+from recon.train.cli import build_config
 from recon.train.trainer import Trainer
 
 
@@ -30,9 +32,9 @@ def tiny_cfg(scene_root: Path, out: Path, *extra: str):
 
 
 def run(cfg) -> Trainer:
-    prepare_out(cfg)
+    prepare_run_folder(cfg)
     tr = Trainer(cfg)
-    tr.train(progress=False)
+    train_run(tr, progress=False)
     return tr
 
 
@@ -41,11 +43,11 @@ def test_training_improves_a_fixed_view(tiny_street, tmp_path: Path) -> None:
 
     cfg = tiny_cfg(tiny_street.root, tmp_path / "run", "--iters", "60", "--checkpoint-every", "0",
                    "--strategy.refine-start", "20", "--strategy.refine-every", "20")
-    prepare_out(cfg)
+    prepare_run_folder(cfg)
     tr = Trainer(cfg)
     with torch.no_grad():
         before = np.mean([psnr(tr.render(v).rgb, v.image) for v in tr.views[:6]])
-    tr.train(progress=False)
+    train_run(tr, progress=False)
     with torch.no_grad():
         after = np.mean([psnr(tr.render(v).rgb, v.image) for v in tr.views[:6]])
     assert after > before + 1.0, (before, after)
@@ -61,7 +63,7 @@ def test_resume_matches_uninterrupted(tiny_street, tmp_path: Path) -> None:
     # as if killed after the checkpoint at iteration 3: drop the later checkpoint, then resume
     (tmp_path / "b" / "checkpoints" / "ckpt_000006.pt").unlink()
     resumed = Trainer(tiny_cfg(tiny_street.root, tmp_path / "b", "--resume"))
-    resumed.train(progress=False)
+    train_run(resumed, progress=False)
     assert resumed.step == full.step == 6
     for k in full.params:
         assert full.params[k].shape == resumed.params[k].shape, k
@@ -71,7 +73,7 @@ def test_resume_matches_uninterrupted(tiny_street, tmp_path: Path) -> None:
 
 
 def test_interrupted_checkpoint_write_keeps_previous(tiny_street, tmp_path: Path) -> None:
-    from recon.train.checkpoint import list_checkpoints
+    from recon.run.checkpoints import list_checkpoints
 
     run(tiny_cfg(tiny_street.root, tmp_path / "c"))
     ckpts = list_checkpoints(tmp_path / "c")
@@ -80,7 +82,7 @@ def test_interrupted_checkpoint_write_keeps_previous(tiny_street, tmp_path: Path
     cfg = tiny_cfg(tiny_street.root, tmp_path / "c", "--resume")
     with pytest.warns(UserWarning, match="unreadable checkpoint"):
         tr = Trainer(cfg)
-        tr.train(progress=False)
+        train_run(tr, progress=False)
     assert tr.step == 6
 
 
@@ -88,7 +90,7 @@ def test_resume_other_config_or_scene_refused(tiny_street, tmp_path: Path) -> No
     run(tiny_cfg(tiny_street.root, tmp_path / "d"))
     cfg = tiny_cfg(tiny_street.root, tmp_path / "d", "--resume", "--optim.means-lr", "1e-3")
     with pytest.raises(ReconError, match="different config"):
-        Trainer(cfg).train(progress=False)
+        train_run(Trainer(cfg), progress=False)
 
 
 def test_existing_out_is_refused(tiny_street, tmp_path: Path) -> None:
@@ -96,7 +98,7 @@ def test_existing_out_is_refused(tiny_street, tmp_path: Path) -> None:
     out.mkdir()
     (out / "something").write_text("x")
     with pytest.raises(ReconError, match="output folder exists"):
-        prepare_out(tiny_cfg(tiny_street.root, out))
+        prepare_run_folder(tiny_cfg(tiny_street.root, out))
 
 
 def test_no_lidar_no_sfm_falls_back_with_warning(tiny_street, tmp_path: Path) -> None:
@@ -110,14 +112,14 @@ def test_no_lidar_no_sfm_falls_back_with_warning(tiny_street, tmp_path: Path) ->
         f.pop("lidar", None)
     sj.write_text(json.dumps(d))
     cfg = tiny_cfg(scene_dir, tmp_path / "f", "--iters", "2")
-    prepare_out(cfg)
+    prepare_run_folder(cfg)
     with pytest.warns(UserWarning, match="no LiDAR and no SfM points"):
         tr = Trainer(cfg)
     assert tr.init_source == "random"
 
 
 def test_mcmc_strategy_runs_on_cpu(tiny_street, tmp_path: Path) -> None:
-    cfg = tiny_cfg(tiny_street.root, tmp_path / "m", "--strategy.kind", "mcmc", "--strategy.cap-max", "2000",
+    cfg = tiny_cfg(tiny_street.root, tmp_path / "m", "strategy:mcmc", "--strategy.cap-max", "2000",
                    "--checkpoint-every", "0")
     tr = run(cfg)
     assert tr.step == 6 and 1500 < tr.params["means"].shape[0] <= 2000
@@ -169,11 +171,11 @@ def test_full_preset_wires_both_supervisions(tiny_street, tmp_path: Path) -> Non
     cfg = tiny_cfg(tiny_street.root, tmp_path / "f", "full", "--checkpoint-every", "0", "--loss.dof-start", "0",
                    "--loss.mv-start", "0", "--iters", "8", "--log-every", "1")
     assert cfg.init.far_from_prior and cfg.optim.means_step_by_distance and cfg.loss.dof_lenses_per_step == 1
-    prepare_out(cfg)
+    prepare_run_folder(cfg)
     tr = build_trainer(cfg)
     dof = next(s for s in tr.supervisions if s.name == "dof")
     assert all(len(lenses) == cfg.loss.dof_focus_count + 1 for lenses in dof.lenses.values())
-    tr.train(progress=False)
+    train_run(tr, progress=False)
     recs = [json.loads(line) for line in (tmp_path / "f" / "metrics.jsonl").read_text().splitlines()]
     assert all(r.get("dof", 0) > 0 for r in recs), recs
     # the 64x40 street is too small for the offline matcher: the term is wired and simply has no points
@@ -205,7 +207,7 @@ def test_densification_statistic_comes_from_the_image_terms(tiny_street, tmp_pat
         monkeypatch.setenv("RECON_DISABLE_CPP_RASTERIZER", "1")
     cfg = tiny_cfg(tiny_street.root, tmp_path / "run", "lidar", "--loss.lidar-depth-weight", "5.0",
                    "--strategy.densify-from", densify_from)
-    prepare_out(cfg)
+    prepare_run_folder(cfg)
     tr = Trainer(cfg)
     view = tr.views[0]
 
@@ -242,7 +244,7 @@ def test_a_training_step_leaves_no_reference_cycle_behind(tiny_street, tmp_path:
     import weakref
 
     cfg = tiny_cfg(tiny_street.root, tmp_path / "run", "lidar")
-    prepare_out(cfg)
+    prepare_run_folder(cfg)
     tr = Trainer(cfg)
     view = tr.views[0]
     gc.collect()

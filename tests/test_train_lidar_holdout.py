@@ -15,7 +15,8 @@ import recon.train.trainer as trainer_mod
 from recon.cli import main as recon_main
 from recon.data.scene import Scene
 from recon.errors import ReconError
-from recon.train.cli import prepare_out
+from recon.run.folder import prepare_run_folder
+from recon.run.training import train_run
 from recon.train.trainer import Trainer
 
 
@@ -46,9 +47,9 @@ def test_held_out_sweeps_never_reach_training(tiny_street, tmp_path, monkeypatch
     assert held
     seen = _record_lidar_reads(monkeypatch)
     cfg = tiny_cfg(tiny_street.root, tmp_path / "run", *extra, "--iters", "3", "--checkpoint-every", "0")
-    prepare_out(cfg)
+    prepare_run_folder(cfg)
     tr = Trainer(cfg)
-    tr.train(progress=False)
+    train_run(tr, progress=False)
     assert tr.init_source == "lidar" and seen and not set(seen) & held
 
 
@@ -64,9 +65,9 @@ def test_camera_only_reads_no_lidar_and_eval_still_scores_against_it(tiny_street
     seen = _record_lidar_reads(monkeypatch)
     cfg = tiny_cfg(scene_dir, tmp_path / "run", "--no-use-lidar", "--init.source", "random", "--iters", "3",
                    "--checkpoint-every", "0")
-    prepare_out(cfg)
+    prepare_run_folder(cfg)
     tr = Trainer(cfg)
-    tr.train(progress=False)
+    train_run(tr, progress=False)
     assert not seen and not tr.scene.has_lidar()
     from recon.eval.evaluate import evaluate_run
 
@@ -104,7 +105,7 @@ def test_seeds_all_invalid_refuse_and_mostly_invalid_warn(tiny_street, tmp_path,
         b[: len(a) * 2 // 3] = np.nan
         np.save(p, b)
     cfg = tiny_cfg(scene_dir, tmp_path / "run2", "--init.source", what, "--iters", "1")
-    prepare_out(cfg)
+    prepare_run_folder(cfg)
     with pytest.warns(UserWarning, match="points are finite and in range"):
         tr = Trainer(cfg)
     assert tr.init_source == what

@@ -19,7 +19,7 @@ CONVERT_OWNED = {"--out": "recon batch writes each scene to OUT/scenes/NAME",
 
 
 def converters() -> tuple[str, ...]:
-    from recon.data.convert.cli import Source
+    from recon.data.convert.dispatch import Source
 
     return get_args(Source)
 
@@ -140,7 +140,7 @@ def synth_config(it: Item) -> Any:
 
 
 def convert_args(it: Item) -> Any:
-    from recon.data.convert.cli import ConvertArgs
+    from recon.data.convert.dispatch import ConvertArgs
 
     return tyro_one_line(ConvertArgs, [it.src, "--from", str(it.converter), "--out", str(it.scene_dir),
                                        *it.convert_args], f"{it.src}: convert args", prog="recon data convert")

@@ -64,7 +64,7 @@ def check(cfg: BatchConfig) -> tuple[list[str], list[Item], Any, str]:
 def run_batch(cfg: BatchConfig, step_fn: StepFn = run_step, progress: bool = True) -> dict[str, Any]:
     """Run the batch; returns the manifest's data. Scenes that fail keep their one-line error in it."""
     from recon.io.folders import ensure_dir
-    from recon.train.trainer import config_key
+    from recon.train.config_key import config_key
 
     steps, items, tcfg0, desc = check(cfg)
     out = cfg.out.resolve()

@@ -47,7 +47,7 @@ def convert(t: StepTask) -> dict[str, Any]:
 
         make_street(synth_config(it), it.scene_dir)
     else:
-        from recon.data.convert.cli import run
+        from recon.data.convert.dispatch import run
 
         run(convert_args(it))
     return {"outputs": {"scene": str(it.scene_dir)}}
@@ -70,7 +70,7 @@ def sfm(t: StepTask) -> dict[str, Any]:
 def _finished_run(t: StepTask) -> bool:
     """Whether the run folder holds a finished run of this configuration on this scene; a finished run of another
     one is refused (the batch never replaces a finished run)."""
-    from recon.train.trainer import config_key
+    from recon.train.config_key import config_key
 
     run = t.run_dir
     if not (run / "train_summary.json").is_file():
@@ -91,9 +91,9 @@ def train(t: StepTask) -> dict[str, Any]:
 
     from recon.io.folders import ensure_dir
     from recon.io.lock import FolderLock
+    from recon.run.folder import is_recon_run, prepare_run_folder, user_entries
+    from recon.run.training import train_run
     from recon.train.build import build_trainer
-    from recon.train.cli import prepare_out
-    from recon.train.runfolder import is_recon_run, user_entries
 
     run = t.run_dir
     ensure_dir(run.parent, "batch runs folder")
@@ -104,11 +104,11 @@ def train(t: StepTask) -> dict[str, Any]:
         if user_entries(run) and not is_recon_run(run):
             raise ReconError(f"{run}: not a recon run folder; recon batch will not write into it")
         tcfg = dataclasses.replace(t.train_cfg, overwrite=is_recon_run(run))
-        with prepare_out(tcfg):
+        with prepare_run_folder(tcfg):
             trainer = build_trainer(tcfg)
             trainer.preset_description = t.preset_desc
             print(f"{t.title}: training {tcfg.iters} iterations on {trainer.device}")
-            summary = trainer.train(progress=False)
+            summary = train_run(trainer, progress=False, prepared=True)
     return {"outputs": {"run": str(run)}, "train": summary}
 
 

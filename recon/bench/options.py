@@ -138,6 +138,12 @@ def train_config(preset: str, scene: Path, run: Path, tokens: list[str], option:
     base, desc = load_preset(preset, base)
     base = dataclasses.replace(base, eval_at_end=False, overwrite=False, resume=False, **fields)
     if tokens:
+        from recon.train.strategy import normalise_strategy_args
+
+        try:
+            tokens = normalise_strategy_args(tokens, base.strategy.kind)
+        except ReconError as exc:
+            raise ReconError(f"{option}: {exc}") from None
         base = tyro_one_line(TrainConfig, tokens, option, default=base, prog="recon train")
     try:
         validate_config(base)

@@ -157,7 +157,7 @@ def ensure_synth(s: SceneSpec, cfg: BenchConfig) -> None:
 
 
 def run_key(train_cfg: Any, fingerprint: str) -> str:
-    from recon.train.trainer import config_key
+    from recon.train.config_key import config_key
 
     return hashlib.sha1(f"{config_key(train_cfg)}:{fingerprint}".encode()).hexdigest()[:16]
 
@@ -231,7 +231,7 @@ def read_marker(run_dir: Path) -> dict[str, Any] | None:
 
 def _legacy_key(run: RunSpec) -> str | None:
     """A run finished by an older recon bench (no marker): its config key, when config.json names our scene."""
-    from recon.train.trainer import config_key
+    from recon.train.config_key import config_key
 
     try:
         d = json.loads((run.run_dir / "config.json").read_text())
@@ -244,7 +244,7 @@ def _legacy_key(run: RunSpec) -> str | None:
 
 def _saved_key(run: RunSpec, fingerprint: str) -> str | None:
     """The run key of the configuration saved in the run folder, options added since at their defaults."""
-    from recon.train.trainer import saved_config_key
+    from recon.train.config_key import saved_config_key
 
     try:
         d = json.loads((run.run_dir / "config.json").read_text())
@@ -272,7 +272,7 @@ def is_finished(run: RunSpec) -> bool:
 def check_run_folder(run: RunSpec) -> None:
     """Refuse, before anything trains, a run folder holding a finished run of another configuration, or
     something that is not a recon run."""
-    from recon.train.runfolder import is_recon_run, user_entries
+    from recon.run.folder import is_recon_run, user_entries
 
     d = run.run_dir
     if d.exists() and not d.is_dir():

@@ -52,9 +52,9 @@ def train_and_eval(run: RunSpec) -> RunResult:
 
     from recon.eval.evaluate import evaluate_run
     from recon.io.folders import ensure_dir
+    from recon.run.folder import is_recon_run, prepare_run_folder
+    from recon.run.training import train_run
     from recon.train.build import build_trainer
-    from recon.train.cli import prepare_out
-    from recon.train.runfolder import is_recon_run
 
     ensure_dir(run.run_dir.parent, "bench runs folder")
     with FolderLock(ensure_dir(run.run_dir, "run folder")):
@@ -63,12 +63,12 @@ def train_and_eval(run: RunSpec) -> RunResult:
             return read_result(run)
         (run.run_dir / MARKER).unlink(missing_ok=True)
         tcfg = dataclasses.replace(run.train_cfg, overwrite=is_recon_run(run.run_dir))
-        with prepare_out(tcfg):
+        with prepare_run_folder(tcfg):
             trainer = build_trainer(tcfg)
             trainer.preset_description = run.preset_desc
             print(f"{run.title}: training {tcfg.iters} iterations from {trainer.params['means'].shape[0]} "
                   f"Gaussians ({trainer.init_source}) on {trainer.device}")
-            summary = trainer.train(progress=False)
+            summary = train_run(trainer, progress=False, prepared=True)
             print(f"{run.title}: trained in {summary['train_seconds']:.1f} s; evaluating")
             metrics = evaluate_run(run.run_dir, trainer=trainer, progress=False)
             write_marker(run)

@@ -5,7 +5,8 @@ rendered depth with the nearest training view (see recon.eval.consistency), whic
 Depth metrics against the scene's
 ground-truth depth maps where it has them (synthetic scenes), else against projected LiDAR: AbsRel, RMSE, delta<1.25
 for near (< 10 m), mid (10-40 m), far (> 40 m) and overall, pooled over all test pixels. Writes ``eval/metrics.json``,
-and per view the rendered image, depth (``.npy`` metres and a colour-mapped PNG) beside them.
+and per view the rendered image, depth (``.npy`` metres and a PNG coloured by :mod:`recon.io.colormap` between 1 and
+400 m) beside them.
 """
 
 from __future__ import annotations
@@ -24,23 +25,17 @@ from recon.eval.consistency import summarise as summarise_consistency
 from recon.eval.depth_metrics import depth_metrics
 from recon.eval.image_metrics import LpipsMetric, psnr, ssim
 from recon.io.atomic import atomic_write_json
+from recon.io.colormap import depth_colormap
 from recon.io.folders import ensure_dir
 from recon.io.images import write_depth, write_image
 from recon.model.gaussians import activated
 from recon.model.render_frame import apply_exposure, render_frame
-from recon.model.run import load_run
+from recon.run.load import load_run
 from recon.train.views import load_views
 
 
-def depth_to_color(depth: np.ndarray, near: float = 1.0, far: float = 400.0) -> np.ndarray:
-    """Colour-map depth in inverse depth between ``near`` and ``far`` metres (turbo); 0 (unknown) is black."""
-    import matplotlib
-
-    inv = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-6), 0.0)
-    t = np.clip((inv - 1.0 / far) / (1.0 / near - 1.0 / far), 0.0, 1.0)
-    rgb = matplotlib.colormaps["turbo"](t)[..., :3].astype(np.float32)
-    rgb[depth <= 0] = 0.0
-    return rgb
+DEPTH_PNG_RANGE_M = (1.0, 400.0)
+"""Near and far ends (metres) of the depth PNGs' colour map: fixed, so colours compare across views and runs."""
 
 
 def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = True, progress: bool = True
@@ -101,7 +96,7 @@ def evaluate_run(run: str | Path, trainer: Any = None, write_outputs: bool = Tru
             if write_outputs:
                 write_image(out_dir / "images" / f"{v.frame.id}.png", rgb.cpu().numpy())
                 write_depth(out_dir / "depth" / f"{v.frame.id}.npy", depth)
-                write_image(out_dir / "depth" / f"{v.frame.id}.png", depth_to_color(depth))
+                write_image(out_dir / "depth" / f"{v.frame.id}.png", depth_colormap(depth, *DEPTH_PNG_RANGE_M))
     metrics: dict[str, Any] = {
         "run": str(run), "scene": scene.name, "n_test_views": len(views),
         "psnr": float(np.mean([r["psnr"] for r in per_view])),

@@ -1,7 +1,7 @@
 """Export rendered depth as geometry with open3d: a coloured point cloud (and optionally a Poisson mesh).
 
 Reads the depth maps and images that ``recon eval`` wrote under ``RUN/eval/`` and back-projects them with the test
-cameras (OpenCV axes, pixel centres at +0.5) into the world frame.
+cameras (:meth:`recon.data.scene.Camera.depth_to_world`: OpenCV axes, pixel centres at +0.5) into the world frame.
 """
 
 from __future__ import annotations
@@ -15,17 +15,7 @@ import numpy as np
 from recon.data.scene import Scene
 from recon.errors import ReconError
 from recon.io.images import read_depth, read_image
-from recon.model.run import load_run
-
-
-def backproject(depth: np.ndarray, K: np.ndarray, cam2world: np.ndarray) -> np.ndarray:
-    """World points (H*W, 3) of a z-depth map (metres) through intrinsics ``K`` and pose ``cam2world``."""
-    h, w = depth.shape
-    v, u = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
-    x = (u - K[0, 2]) / K[0, 0] * depth
-    y = (v - K[1, 2]) / K[1, 1] * depth
-    pc = np.stack([x, y, depth], -1).reshape(-1, 3)
-    return pc @ cam2world[:3, :3].T + cam2world[:3, 3]
+from recon.run.load import load_run
 
 
 def _atomic_o3d_write(path: Path, write) -> Path:
@@ -59,7 +49,7 @@ def export_depth_points(run: str | Path, max_depth_m: float = 150.0, voxel_m: fl
         img = read_image(run / "eval" / "images" / f"{f.id}.png")
         cam = f.camera if downscale == 1.0 else f.camera.scaled(downscale)
         ok = ((depth > 0) & (depth < max_depth_m)).ravel()
-        pts.append(backproject(depth, cam.K, f.cam2world)[ok])
+        pts.append(cam.depth_to_world(depth, f.cam2world)[ok])
         cols.append(img.reshape(-1, 3)[ok])
     pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.concatenate(pts)))
     pcd.colors = o3d.utility.Vector3dVector(np.concatenate(cols).astype(np.float64))

@@ -120,17 +120,9 @@ def _simulated(scene: Scene, frame: Frame, seed: int = 0, profile: Any = None, a
 
 
 def _dfd(scene: Scene, frame: Frame, **opts: Any) -> DepthPrior:
-    import importlib
-    import importlib.util
+    from recon.priors.dfd import dfd_prior
 
-    if importlib.util.find_spec("recon.priors.dfd") is None:
-        raise ReconError("depth from defocus is not built yet (recon.priors.dfd is missing)")
-    mod = importlib.import_module("recon.priors.dfd")
-    fn = getattr(mod, "dfd_prior", None)
-    if fn is None:
-        raise ReconError("recon.priors.dfd provides no dfd_prior(scene, frame, **opts) -> DepthPrior; "
-                         "run `recon dfd` for depth from defocus")
-    return fn(scene, frame, **opts)
+    return dfd_prior(scene, frame, **opts)
 
 
 _BUILTIN: dict[str, PriorFn] = {"lidar": _lidar, "sfm": _sfm, "mono": _mono, "simulated": _simulated, "dfd": _dfd}

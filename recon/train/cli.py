@@ -8,18 +8,15 @@ first or last. Every option of the preset can still be overridden by a flag (``-
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import tyro
 
 from recon.errors import ReconError
-from recon.io.atomic import clean_orphans
 from recon.io.diskfull import disk_full_is_one_line
-from recon.io.folders import ensure_dir
-from recon.io.lock import FolderLock
+from recon.run.folder import prepare_run_folder
 from recon.train.config import TrainConfig
 from recon.train.presets import load_preset, preset_names
-from recon.train.runfolder import check_out_contents, check_out_path
+from recon.train.strategy import normalise_strategy_args
 from recon.train.validate import validate_config
 
 
@@ -73,6 +70,7 @@ def build_config(argv: list[str], prog: str) -> tuple[TrainConfig, str]:
     preset, rest = split_preset(argv)
     base = TrainConfig(data=tyro.MISSING, out=tyro.MISSING)  # type: ignore[arg-type]
     base, desc = load_preset(preset, base)
+    rest = normalise_strategy_args(rest, base.strategy.kind)
     cfg = tyro.cli(TrainConfig, args=rest, default=base, prog=prog,
                    description=f"{__doc__}\nPresets: {', '.join(preset_names())}. Active preset: {preset} "
                                f"({desc}).")
@@ -80,36 +78,17 @@ def build_config(argv: list[str], prog: str) -> tuple[TrainConfig, str]:
     return cfg, desc
 
 
-def prepare_out(cfg: TrainConfig) -> FolderLock:
-    """Check ``--out`` (see recon.train.runfolder), create it, lock it and clear temporaries a killed run left.
-
-    Deletes nothing of the user's: with ``--overwrite`` the old run is replaced once training starts. Returns the
-    held lock (release it, or let it go, when done; the trainer takes it again, re-entrantly, while it trains).
-    """
-    out = Path(cfg.out)
-    check_out_path(out, Path(cfg.data))
-    check_out_contents(out, cfg.resume, cfg.overwrite)
-    ensure_dir(out, "run folder")
-    lock = FolderLock(out).acquire()
-    try:
-        check_out_contents(out, cfg.resume, cfg.overwrite)  # again, now that no other recon writes it
-        clean_orphans(out)
-    except BaseException:
-        lock.release()
-        raise
-    return lock
-
-
 def main(argv: list[str], prog: str = "recon train") -> int:
     if any(a in ("-h", "--help") for a in argv):
         build_config(argv, prog)  # tyro prints help and exits
         return 0
     cfg, desc = build_config(argv, prog)
-    with disk_full_is_one_line(cfg.out, "; --resume continues from the last checkpoint"), prepare_out(cfg):
+    with disk_full_is_one_line(cfg.out, "; --resume continues from the last checkpoint"), prepare_run_folder(cfg):
         return _train(cfg, desc)
 
 
 def _train(cfg: TrainConfig, desc: str) -> int:
+    from recon.run.training import train_run
     from recon.train.build import build_trainer
 
     trainer = build_trainer(cfg)
@@ -117,7 +96,7 @@ def _train(cfg: TrainConfig, desc: str) -> int:
     print(f"training '{cfg.preset}' on {trainer.scene.name}: {len(trainer.views)} views, "
           f"{trainer.params['means'].shape[0]} initial Gaussians ({trainer.init_source}), device {trainer.device}",
           file=sys.stderr)
-    summary = trainer.train()
+    summary = train_run(trainer, prepared=True)
     print(f"trained {summary['iters']} iterations in {summary['train_seconds']:.1f} s, "
           f"{summary['n_gaussians']} Gaussians -> {cfg.out}", file=sys.stderr)
     if cfg.eval_at_end:

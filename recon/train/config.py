@@ -14,29 +14,7 @@ from recon.losses.multiview import Normalise, RobustLoss
 from recon.match.factory import MatcherKind
 from recon.match.triangulate import TriangulationConfig
 from recon.model.init_points import InitConfig
-
-
-@dataclass
-class StrategyConfig:
-    """Densification (gsplat strategies)."""
-
-    kind: Literal["default", "mcmc"] = "default"
-    """'default': clone/split/prune (3DGS); 'mcmc': relocation with a Gaussian budget (3DGS-MCMC)."""
-    refine_start: int = 200
-    refine_stop: int = 1_800
-    refine_every: int = 100
-    reset_every: int = 100_000
-    """Opacity reset period (default off: short CPU schedules lose more than they gain from resets)."""
-    grow_grad2d: float = 0.0002
-    prune_opa: float = 0.005
-    cap_max: int = 150_000
-    """MCMC: maximum number of Gaussians."""
-    densify_from: Literal["image", "all"] = "image"
-    """Which loss gradients feed the 'default' strategy's densification statistic (the screen-space gradient of
-    each Gaussian): 'image' = the image reconstruction terms only (photometric and sky mask), as in 3DGS, so an
-    extra supervision (LiDAR, DoF, multi-view) moves Gaussians without also multiplying them; 'all' = every term.
-    With 'image', recon's CPU rasterizer returns both gradients from one backward pass; on gsplat (CUDA) it costs a
-    second backward pass through the rasterizer while densification runs."""
+from recon.train.strategy import DefaultStrategyConfig, StrategyConfig
 
 
 @dataclass
@@ -137,7 +115,8 @@ class TrainConfig:
     downscale: float = 1.0
     """Train on images resized by this factor (e.g. 0.5)."""
     init: InitConfig = field(default_factory=InitConfig)
-    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    strategy: StrategyConfig = field(default_factory=DefaultStrategyConfig)
+    """Densification: `strategy:default` (3DGS) or `strategy:mcmc` (3DGS-MCMC), see recon.train.strategy."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     use_lidar: bool = True

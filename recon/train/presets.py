@@ -57,6 +57,15 @@ def apply_overrides(obj: Any, overrides: dict[str, Any], where: str) -> Any:
         if key not in fields:
             raise ReconError(f"{where}: unknown option {key!r} for {type(obj).__name__}")
         cur = getattr(obj, key)
+        if key == "strategy" and isinstance(value, dict) and "kind" in value:
+            from recon.train.strategy import strategy_config  # [strategy] kind = "mcmc" picks the class
+
+            value = dict(value)
+            kind = value.pop("kind")
+            try:
+                cur = strategy_config(str(kind))
+            except ReconError as exc:
+                raise ReconError(f"{where} [strategy]: {exc}") from None
         if dataclasses.is_dataclass(cur) and isinstance(value, dict):
             changes[key] = apply_overrides(cur, value, f"{where} [{key}]")
         elif isinstance(cur, Path):

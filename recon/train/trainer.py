@@ -7,15 +7,10 @@ objects: depth of field, multi-view), step the optimisers and the densification 
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import hashlib
-import json
 import math
 import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,9 +21,6 @@ from recon.data.check import check_scene_files
 from recon.data.scene import Scene
 from recon.data.splits import training_scene
 from recon.errors import ReconError
-from recon.io.atomic import atomic_write_json, clean_orphans, replacing_contents
-from recon.io.folders import ensure_dir
-from recon.io.lock import LOCK_NAME, FolderLock
 from recon.losses.depth import sky_alpha_loss, sparse_depth_loss
 from recon.losses.photometric import photometric_loss
 from recon.model.gaussians import activated, create_gaussians
@@ -36,10 +28,9 @@ from recon.model.ground import estimate_up
 from recon.model.init_points import initial_points
 from recon.model.render_frame import RenderOutput, apply_exposure, render_frame
 from recon.model.sky import SkyModel
-from recon.train.checkpoint import load_latest_checkpoint, save_checkpoint
 from recon.train.config import TrainConfig
-from recon.train.logger import MetricLogger
-from recon.train.runfolder import check_out_contents, check_out_path
+from recon.train.config_key import config_dict, config_key
+from recon.train.strategy import DefaultStrategyConfig, make_strategy, strategy_regularisers
 from recon.train.views import View, load_views
 
 PARAM_LRS = ("means", "scales", "quats", "opacities", "sh0", "shN")
@@ -60,40 +51,6 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-NOT_KEYED = ("data", "out", "resume", "overwrite", "threads", "eval_at_end", "log_every", "checkpoint_every",
-             "keep_checkpoints", "device")
-
-
-def _key_of(d: dict[str, Any]) -> str:
-    d = {k: v for k, v in d.items() if k not in NOT_KEYED}
-    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def config_key(cfg: TrainConfig) -> str:
-    """Hash of the options that change the optimisation (not paths, logging or resume flags)."""
-    return _key_of(dataclasses.asdict(cfg))
-
-
-def _with_defaults(saved: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """``defaults`` with every key ``saved`` has taken from ``saved`` (nested); keys ``saved`` lacks keep their
-    default, keys ``defaults`` lacks are dropped."""
-    out = {}
-    for k, v in defaults.items():
-        if k in saved and isinstance(v, dict) and isinstance(saved[k], dict):
-            out[k] = _with_defaults(saved[k], v)
-        else:
-            out[k] = saved.get(k, v)
-    return out
-
-
-def saved_config_key(saved: dict[str, Any]) -> str:
-    """The config key of a run's saved ``config.json`` as this recon computes keys: an option added since the run
-    was trained is taken at its default (the behaviour the run had), so a new option with a default that keeps the
-    old behaviour does not orphan finished runs; a value the file records (a default that changed since) counts."""
-    defaults = dataclasses.asdict(TrainConfig(data=Path("."), out=Path(".")))
-    return _key_of(json.loads(json.dumps(_with_defaults(saved, defaults), default=str)))
 
 
 class Trainer:
@@ -160,27 +117,8 @@ class Trainer:
         if self.exposure is not None:
             aux.append({"params": [self.exposure], "lr": o.exposure_lr})
         self.aux_opt = torch.optim.Adam(aux) if aux else None
-        self.strategy, self.strategy_state = self._make_strategy()
-
-    def _make_strategy(self) -> tuple[Any, dict[str, Any]]:
-        s = self.cfg.strategy
-        if s.kind == "default":
-            from gsplat.strategy import DefaultStrategy
-
-            strat = DefaultStrategy(prune_opa=s.prune_opa, grow_grad2d=s.grow_grad2d, refine_start_iter=s.refine_start,
-                                    refine_stop_iter=s.refine_stop, refine_every=s.refine_every,
-                                    reset_every=s.reset_every, verbose=False)
-            strat.check_sanity(self.params, self.optimizers)
-            return strat, strat.initialize_state(scene_scale=self.scene_scale)
-        if self.device.type == "cuda":
-            from gsplat.strategy import MCMCStrategy as Mcmc
-        else:  # gsplat's relocation and noise injection call CUDA ops: use recon's torch versions on CPU
-            from recon.render.mcmc_ops import TorchMCMCStrategy as Mcmc
-
-        strat = Mcmc(cap_max=s.cap_max, refine_start_iter=s.refine_start, refine_stop_iter=s.refine_stop,
-                     refine_every=s.refine_every)
-        strat.check_sanity(self.params, self.optimizers)
-        return strat, strat.initialize_state()
+        self.strategy, self.strategy_state = make_strategy(cfg.strategy, self.params, self.optimizers, self.device,
+                                                           self.scene_scale)
 
     # ------------------------------------------------------------------ one iteration
     def next_view(self) -> View:
@@ -209,9 +147,7 @@ class Trainer:
         if view.lidar_depth is not None and cfg.lidar_depth_weight > 0:
             terms["lidar"] = cfg.lidar_depth_weight * sparse_depth_loss(out.depth, view.lidar_depth,
                                                                         kind=cfg.lidar_depth_kind)
-        if self.cfg.strategy.kind == "mcmc":
-            terms["opa_reg"] = 0.01 * torch.sigmoid(self.params["opacities"]).mean()
-            terms["scale_reg"] = 0.01 * torch.exp(self.params["scales"]).mean()
+        terms.update(strategy_regularisers(self.cfg.strategy, self.params))
         for sup in self.supervisions:
             terms.update(sup(step, view, out))
         return terms
@@ -243,8 +179,8 @@ class Trainer:
         image = [v for k, v in terms.items() if k in IMAGE_TERMS]
         other = [v for k, v in terms.items() if k not in IMAGE_TERMS and v.requires_grad]
         means2d = out.info.get("means2d")
-        if (s.kind != "default" or s.densify_from != "image" or not image or not other or step >= s.refine_stop
-                or not isinstance(means2d, torch.Tensor) or not means2d.requires_grad):
+        if (not isinstance(s, DefaultStrategyConfig) or s.densify_from != "image" or not image or not other
+                or step >= s.refine_stop or not isinstance(means2d, torch.Tensor) or not means2d.requires_grad):
             torch.stack(list(terms.values())).sum().backward()
             return
         image_loss = torch.stack(image).sum()
@@ -273,11 +209,11 @@ class Trainer:
             raise ReconError(f"loss became {float(loss)} at iteration {step}; lower the learning rates or check "
                              "the scene's poses and depth priors")
         self._backward(step, terms, out)
-        if self.cfg.strategy.kind == "mcmc":
+        if isinstance(self.cfg.strategy, DefaultStrategyConfig):
+            self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, step, out.info)
+        else:  # MCMC scales its position noise by the current means learning rate
             self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, step, out.info,
                                              lr=self.means_sched.get_last_lr()[0])
-        else:
-            self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, step, out.info)
         before = self.params["means"].detach().clone() if self.cfg.optim.means_step_by_distance else None
         for opt in self.optimizers.values():
             opt.step()
@@ -309,7 +245,7 @@ class Trainer:
                     "numpy": np.random.get_state(), "python": random.getstate()},
             "scene_fingerprint": self.scene.fingerprint(),
             "config_key": config_key(self.cfg),
-            "config": json.loads(json.dumps(dataclasses.asdict(self.cfg), default=str)),
+            "config": config_dict(self.cfg),
             "up": self.up.tolist(), "scene_scale": self.scene_scale, "camera_names": self.camera_names,
             "sh_degree": self.cfg.optim.sh_degree,
         }
@@ -340,34 +276,15 @@ class Trainer:
         self.step = int(state["step"])
 
     # ------------------------------------------------------------------ the loop
-    def train(self, progress: bool = True) -> dict[str, Any]:
-        """Train under the run folder's lock; with --overwrite the old run is replaced, and restored on failure."""
-        cfg, run = self.cfg, self.cfg.out
-        with FolderLock(ensure_dir(run, "run folder")):
-            clean_orphans(run)  # temporaries of a killed run: nobody else writes here while we hold the lock
-            # checked before anything is written: a refused resume leaves config.json and metrics as they were
-            state = load_latest_checkpoint(run, self.scene.fingerprint(), config_key(cfg)) if cfg.resume else None
-            if cfg.overwrite:  # prepare_out checked this already; a Trainer driven from code is held to it too
-                check_out_path(run, Path(cfg.data))
-                check_out_contents(run, resume=False, overwrite=True)
-            replace = replacing_contents(run, keep={LOCK_NAME}) if cfg.overwrite else contextlib.nullcontext()
-            with replace:
-                write_run_config(cfg, self.preset_description)
-                logger = MetricLogger(run)
-                if cfg.resume:
-                    if state is not None:
-                        self.load_state_dict(state)
-                        print(f"resuming from iteration {self.step}")
-                    else:
-                        print(f"{run}: no checkpoint to resume from; starting at iteration 0")
-                    logger.truncate_after(self.step)
-                try:
-                    return self._loop(logger, progress)
-                finally:
-                    logger.close()
+    def fit(self, log: Callable[..., None] | None = None, checkpoint: Callable[[int], None] | None = None,
+            progress: bool = True) -> dict[str, Any]:
+        """Train from ``self.step`` to ``cfg.iters``; returns a summary of the run.
 
-    def _loop(self, logger: MetricLogger, progress: bool) -> dict[str, Any]:
-        cfg, run = self.cfg, self.cfg.out
+        ``log(step, **record)`` receives the iteration's loss terms, PSNR and Gaussian count every ``log_every``
+        steps; ``checkpoint(step)`` is called every ``checkpoint_every`` steps before the last (the caller saves
+        :meth:`state_dict`). Files are the caller's business (see :func:`recon.run.training.train_run`).
+        """
+        cfg = self.cfg
         t0 = time.perf_counter()
         bar = tqdm(range(self.step, cfg.iters), initial=self.step, total=cfg.iters, desc="training",
                    disable=not progress, dynamic_ncols=True)
@@ -376,35 +293,14 @@ class Trainer:
             rec = self.train_step(step)
             self.step = step + 1
             if self.step % cfg.log_every == 0 or self.step == cfg.iters:
-                logger.log(self.step, **rec, elapsed_s=time.perf_counter() - t0)
+                if log is not None:
+                    log(self.step, **rec, elapsed_s=time.perf_counter() - t0)
                 bar.set_postfix(loss=f"{rec['loss']:.4f}", psnr=f"{rec['psnr']:.2f}", gs=rec["n_gaussians"])
-            if cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0 and self.step < cfg.iters:
-                save_checkpoint(run, self.step, self.state_dict(), cfg.keep_checkpoints)
+            if (checkpoint is not None and cfg.checkpoint_every > 0 and self.step % cfg.checkpoint_every == 0
+                    and self.step < cfg.iters):
+                checkpoint(self.step)
         bar.close()
-        elapsed = time.perf_counter() - t0
-        save_checkpoint(run, self.step, self.state_dict(), cfg.keep_checkpoints)
-        logger.close()
-        self.export()
-        summary = {"iters": self.step, "train_seconds": elapsed, "n_gaussians": int(self.params["means"].shape[0]),
-                   "final_train_psnr": rec.get("psnr"), "init_source": self.init_source,
-                   "scene_scale_m": self.scene_scale,
-                   "means_lr_m": self.cfg.optim.means_lr * self.scene_scale}
-        atomic_write_json(run / "train_summary.json", summary)
-        return summary
-
-    def export(self) -> Path:
-        """Write the current Gaussians as a standard 3DGS PLY (``point_cloud.ply``) in the run folder."""
-        from recon.model.ply import save_ply
-
-        p = {k: v.detach().cpu() for k, v in self.params.items()}
-        return save_ply(self.cfg.out / "point_cloud.ply", p["means"], p["quats"], p["scales"], p["opacities"],
-                        p["sh0"], p["shN"])
-
-
-def write_run_config(cfg: TrainConfig, preset_desc: str = "") -> Path:
-    """``config.json`` of the run: every option (the viewer and eval read ``data`` from it)."""
-    d = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
-    d["data"] = str(Path(cfg.data).resolve())
-    d["preset_description"] = preset_desc
-    d["config_key"] = config_key(cfg)
-    return atomic_write_json(Path(cfg.out) / "config.json", d)
+        return {"iters": self.step, "train_seconds": time.perf_counter() - t0,
+                "n_gaussians": int(self.params["means"].shape[0]), "final_train_psnr": rec.get("psnr"),
+                "init_source": self.init_source, "scene_scale_m": self.scene_scale,
+                "means_lr_m": self.cfg.optim.means_lr * self.scene_scale}

@@ -46,6 +46,10 @@ RULES: dict[str, Check] = {
     "strategy.grow_grad2d": POSITIVE,
     "strategy.prune_opa": FRACTION,
     "strategy.cap_max": AT_LEAST_1,
+    "strategy.noise_lr": NON_NEGATIVE,
+    "strategy.min_opacity": OPEN_FRACTION,
+    "strategy.opacity_reg": NON_NEGATIVE,
+    "strategy.scale_reg": NON_NEGATIVE,
     "optim.sh_degree": (lambda v: 0 <= v <= 4, "in 0..4"),
     "optim.sh_degree_interval": AT_LEAST_1,
     "loss.ssim_lambda": FRACTION,
@@ -72,8 +76,9 @@ def flag(field: str) -> str:
 
 
 def _get(cfg: Any, dotted: str) -> Any:
+    """The value of a dotted field; None where the config has no such field (another strategy's option)."""
     for part in dotted.split("."):
-        cfg = getattr(cfg, part)
+        cfg = getattr(cfg, part, None)
     return cfg
 
 

@@ -11,6 +11,7 @@ import torch
 
 from recon.errors import ReconError
 from recon.model.sky import SkyModel
+from recon.run.checkpoints import list_checkpoints, read_newest_checkpoint
 
 
 @dataclass
@@ -40,8 +41,6 @@ def load_run(run: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     The checkpoint must belong to this run: its SH coefficients must match its SH degree, which must be the degree
     ``config.json`` names, and its config key must be the run's (a checkpoint copied from another run is refused).
     """
-    from recon.train.checkpoint import list_checkpoints, read_newest_checkpoint
-
     run = Path(run)
     cfg_path = run / "config.json"
     if not cfg_path.is_file():
