@@ -34,6 +34,7 @@ def blob_ply(path: Path, n: int = 3000, seed: int = 0, right: tuple[float, float
 
 
 def look_at_camera(eye: np.ndarray, target: np.ndarray, width: int = 96, height: int = 64, fy: float = 80.0):
+    from recon.data.scene import Camera
     from viewer.rendering import ViewCamera
 
     z = (target - eye) / np.linalg.norm(target - eye)
@@ -43,7 +44,7 @@ def look_at_camera(eye: np.ndarray, target: np.ndarray, width: int = 96, height:
     c2w = np.eye(4)
     c2w[:3, :3] = np.stack([x, y, z], axis=1)
     c2w[:3, 3] = eye
-    return ViewCamera(c2w, fy, fy, width / 2, height / 2, width, height)
+    return ViewCamera(c2w, Camera("view", width, height, fy, fy, width / 2, height / 2))
 
 
 # ---------------------------------------------------------------------------------------------- input resolution
@@ -149,7 +150,7 @@ def test_render_and_panel_images(tmp_path: Path) -> None:
 def test_refocus_lens_parameters(tmp_path: Path) -> None:
     """The panel hands recon.optics.defocus the viewer lens: fx in render pixels, A = f/N, focus in metres."""
     from recon.model.ply import load_ply
-    from viewer.imaging import lens_aperture_m, panel_image
+    from viewer.imaging import panel_image
     from viewer.rendering import SplatRenderer
 
     g = load_ply(blob_ply(tmp_path / "d.ply", n=300))
@@ -166,7 +167,7 @@ def test_refocus_lens_parameters(tmp_path: Path) -> None:
     # f = 80 px * 36 mm / 96 px = 30 mm; A = 15 mm at f/2.
     assert seen["shape"] == (1, 3, 64, 96) and seen["dshape"] == (1, 1, 64, 96)
     assert seen["fx"] == 80.0 and seen["df"] == 3.0 and seen["kernel"] == "disk" and seen["dmin"] > 0
-    assert abs(seen["A"] - 0.015) < 1e-9 and abs(lens_aperture_m(80.0, 96, 36.0, 2.0) - 0.015) < 1e-12
+    assert abs(seen["A"] - 0.015) < 1e-9
 
     from recon.optics import defocus
 

@@ -16,7 +16,7 @@ import numpy as np
 import viser
 from viser import transforms as tf
 
-from recon.data.scene import Frame, Scene
+from recon.data.scene import Camera, Frame, Scene
 from recon.model.ply import GaussianData
 from viewer.loading import ViewerInput
 from viewer.panels import ClientPanel
@@ -92,7 +92,7 @@ class ViewerApp:
         centre = np.median(means, axis=0) if len(means) else np.zeros(3)
         c2w = np.eye(4)
         c2w[:3, 3] = centre - np.array([0.0, 0.0, 10.0])
-        self.renderer.render(ViewCamera(c2w, 8.0, 8.0, 8.0, 8.0, 16, 16))
+        self.renderer.render(ViewCamera(c2w, Camera("warm-up", 16, 16, 8.0, 8.0, 8.0, 8.0)))
         return time.perf_counter() - t0
 
     def start(self) -> ViewerApp:

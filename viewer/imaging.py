@@ -1,35 +1,27 @@
 """Turn a server render into the panel image: RGB, metric depth with a scale bar, alpha, or refocused RGB.
 
-Depth is coloured on a log scale between robust near/far limits of the visible depths (driving scenes span 2 m to
-hundreds of metres); the bar under the image is labelled in metres. Refocus uses the thin-lens blur of
-``recon.optics.defocus``: blur-circle diameter in pixels c = fx * A * |1/d - 1/d_f|, A = f / N, with the viewer's
-virtual lens f = fx * pixel pitch (sensor width / image width).
+Depth is coloured with recon's depth colour map (:mod:`recon.io.colormap`: turbo on log depth, near red, far blue,
+unknown black) between robust near/far limits of the visible depths; the bar under the image is labelled in
+metres. Refocus uses the thin-lens blur of ``recon.optics.defocus``: blur-circle diameter in pixels
+c = fx * A * |1/d - 1/d_f|, with the view camera's lens (:func:`recon.optics.thin_lens.lens_from_camera`: focal
+length f = fx * pixel pitch, the pitch being sensor width / image width, and A = f / N).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from recon.io.colormap import depth_colormap, log_depth_position
 from viewer.rendering import RenderResult
 
 MODES = ("RGB", "depth", "alpha", "refocus")
 BACKGROUND_DEPTH_M = 1000.0
 """Depth given to empty pixels (sky) before refocusing: effectively at infinity for any focus distance."""
-
-_LUT: np.ndarray | None = None
-
-
-def _turbo() -> np.ndarray:
-    global _LUT
-    if _LUT is None:
-        from matplotlib import colormaps
-
-        _LUT = (colormaps["turbo"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
-    return _LUT
 
 
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -67,23 +59,13 @@ def _fmt_m(v: float) -> str:
 
 
 def colorize_depth(depth: np.ndarray, bar: bool = True) -> np.ndarray:
-    """Depth in metres [H, W] (0 = empty) -> uint8 RGB, turbo on log depth (red near, blue far) with a metre bar."""
+    """Depth in metres [H, W] (0 = empty) -> uint8 RGB with :func:`recon.io.colormap.depth_colormap` between
+    :func:`depth_limits` (empty pixels black), with a metre bar below."""
     from PIL import Image, ImageDraw, ImageFont
 
     h, w = depth.shape
     lims = depth_limits(depth)
-    img = np.full((h, w, 3), 40, np.uint8)
-    lut = _turbo()
-    if lims is not None:
-        near, far = lims
-        ln, lf = math.log(near), math.log(far)
-
-        def pos(d: np.ndarray | float) -> np.ndarray:
-            return np.clip((np.log(np.maximum(d, 1e-6)) - ln) / (lf - ln), 0.0, 1.0)
-
-        valid = depth > 0
-        idx = ((1.0 - pos(depth[valid])) * 255).astype(int)  # near = red end of turbo
-        img[valid] = lut[idx]
+    img = to_uint8(depth_colormap(depth, *lims)) if lims is not None else np.zeros((h, w, 3), np.uint8)
     if not bar:
         return img
     bar_h, text_h = 10, 14
@@ -95,11 +77,11 @@ def colorize_depth(depth: np.ndarray, bar: bool = True) -> np.ndarray:
         draw.text((4, h + 2), "depth: nothing visible", fill=(220, 220, 220), font=font)
         return np.asarray(canvas)
     x0, x1 = 6, w - 6
-    ramp = lut[((1.0 - np.linspace(0.0, 1.0, x1 - x0)) * 255).astype(int)]
-    canvas.paste(Image.fromarray(np.repeat(ramp[None], bar_h, axis=0)), (x0, h + 2))
     near, far = lims
+    ramp = to_uint8(depth_colormap(np.geomspace(near, far, x1 - x0), near, far))  # near on the left
+    canvas.paste(Image.fromarray(np.repeat(ramp[None], bar_h, axis=0)), (x0, h + 2))
     for v in _nice_ticks(near, far):
-        x = x0 + (x1 - x0 - 1) * (math.log(v) - math.log(near)) / (math.log(far) - math.log(near))
+        x = x0 + (x1 - x0 - 1) * float(log_depth_position(v, near, far))
         draw.line([(x, h + 2), (x, h + 2 + bar_h)], fill=(255, 255, 255))
         label = _fmt_m(v)
         tw = draw.textlength(label, font=font)
@@ -109,12 +91,6 @@ def colorize_depth(depth: np.ndarray, bar: bool = True) -> np.ndarray:
 
 def alpha_image(alpha: np.ndarray) -> np.ndarray:
     return np.repeat(to_uint8(alpha)[..., None], 3, axis=2)
-
-
-def lens_aperture_m(fx: float, width: int, sensor_width_mm: float, f_number: float) -> float:
-    """Aperture diameter A = f / N in metres of a lens with ``fx`` pixels focal length on a sensor of that width."""
-    focal_m = fx * (sensor_width_mm / 1000.0) / width
-    return focal_m / f_number
 
 
 def load_defocus() -> tuple[Callable[..., Any] | None, str]:
@@ -131,13 +107,16 @@ def refocus(res: RenderResult, focus_m: float, f_number: float, sensor_width_mm:
     """Refocused RGB [H, W, 3] in [0, 1] through ``defocus(image [1,3,H,W], depth [1,1,H,W], fx, A, d_f)``."""
     import torch
 
-    cam = res.camera
+    from recon.optics.thin_lens import lens_from_camera
+
+    # the view camera with the panel's sensor: its focal length in millimetres follows (fx * pixel pitch)
+    lens = lens_from_camera(replace(res.camera.camera, sensor_width_mm=sensor_width_mm, focal_length_mm=None),
+                            f_number, focus_m)
     depth = np.where(res.alpha >= 0.5, np.where(res.depth > 0, res.depth, BACKGROUND_DEPTH_M), BACKGROUND_DEPTH_M)
     img = torch.from_numpy(np.ascontiguousarray(res.rgb.transpose(2, 0, 1)))[None]
     dep = torch.from_numpy(depth.astype(np.float32))[None, None]
-    aperture = lens_aperture_m(cam.fx, cam.width, sensor_width_mm, f_number)
     with torch.no_grad():
-        out = defocus(img, dep, float(cam.fx), float(aperture), float(focus_m), kernel="disk")
+        out = defocus(img, dep, lens.fx, lens.aperture_m, lens.focus_m, kernel="disk")
     return np.clip(out[0].permute(1, 2, 0).float().cpu().numpy(), 0.0, 1.0)
 
 

@@ -1,6 +1,7 @@
 """Server-side rendering of one viewer camera through ``recon.render.rasterize``.
 
-Cameras are OpenCV (x right, y down, z forward); ``cam2world`` 4x4 in metres; intrinsics in pixels of the render.
+Cameras are recon's scene cameras (:class:`recon.data.scene.Camera`: OpenCV axes, x right, y down, z forward;
+intrinsics in pixels of the render, pixel centres at +0.5); ``cam2world`` 4x4 in metres.
 """
 
 from __future__ import annotations
@@ -11,26 +12,24 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from recon.data.scene import Camera
 from recon.model.ply import GaussianData
 from recon.render import rasterize
 
 
 @dataclass
 class ViewCamera:
-    """A pinhole camera to render: pose (OpenCV axes, metres) and intrinsics in pixels of a ``width x height`` image."""
+    """The view a browser looks through: a pose (OpenCV axes, metres) and the scene :class:`Camera` that holds the
+    intrinsics of the ``width x height`` render (and the lens the refocus mode applies)."""
 
     cam2world: np.ndarray
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
+    camera: Camera
 
     @classmethod
     def from_viser(cls, wxyz: np.ndarray, position: np.ndarray, fov_y: float, aspect: float,
                    width: int) -> ViewCamera:
-        """From a viser client camera (``wxyz`` = R_world_camera in OpenCV axes, vertical ``fov_y`` in radians)."""
+        """From a viser client camera (``wxyz`` = R_world_camera in OpenCV axes, vertical ``fov_y`` in radians):
+        square pixels, principal point at the image centre."""
         from viser import transforms as tf
 
         height = max(8, round(width / max(aspect, 1e-3)))
@@ -38,11 +37,19 @@ class ViewCamera:
         c2w = np.eye(4)
         c2w[:3, :3] = tf.SO3(np.asarray(wxyz, dtype=np.float64)).as_matrix()
         c2w[:3, 3] = np.asarray(position, dtype=np.float64)
-        return cls(c2w, fy, fy, 0.5 * width, 0.5 * height, int(width), int(height))
+        return cls(c2w, Camera("view", int(width), int(height), fy, fy, 0.5 * width, 0.5 * height))
+
+    @property
+    def width(self) -> int:
+        return self.camera.width
+
+    @property
+    def height(self) -> int:
+        return self.camera.height
 
     @property
     def K(self) -> np.ndarray:
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+        return self.camera.K
 
 
 @dataclass
