@@ -38,7 +38,8 @@ def test_unknown_depth_is_black() -> None:
     assert (rgb[0] == 0).all() and (rgb[1, 0] == 0).all() and rgb[1, 1].max() > 0.1
 
 
-def test_viewer_uses_the_map() -> None:
+def test_viewer_and_eval_use_the_same_map() -> None:
+    from recon.eval import evaluate
     from viewer.imaging import colorize_depth, depth_limits, to_uint8
 
     rng = np.random.default_rng(0)
@@ -46,3 +47,4 @@ def test_viewer_uses_the_map() -> None:
     d[:2] = 0.0
     np.testing.assert_array_equal(colorize_depth(d, bar=False), to_uint8(depth_colormap(d, *depth_limits(d))))
     assert (colorize_depth(d, bar=False)[:2] == 0).all()
+    assert evaluate.depth_colormap is depth_colormap and evaluate.DEPTH_PNG_RANGE_M == (1.0, 400.0)

@@ -33,7 +33,6 @@ from recon.model.render_frame import apply_exposure, render_frame
 from recon.run.load import load_run
 from recon.train.views import load_views
 
-
 DEPTH_PNG_RANGE_M = (1.0, 400.0)
 """Near and far ends (metres) of the depth PNGs' colour map: fixed, so colours compare across views and runs."""
 
