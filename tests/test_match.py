@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recon.data.projection import transform_points
 from recon.data.scene import Camera, Frame, Scene
+from recon.data.synth import SynthConfig, make_street
 from recon.errors import ReconError
 from recon.match.base import Matches
 from recon.match.cache import MatchCache, cache_key
@@ -16,21 +18,43 @@ from recon.match.loftr import LoftrMatcher, find_loftr_weights
 from recon.match.pairs import PairConfig, camera_order, select_pairs
 from recon.match.sift import SiftMatcher
 from recon.match.supervision import MultiViewSupervision, SupervisionConfig
-from recon.match.toyscene import ToyStreetConfig, make_toy_street
+
+STREET3 = {"seed": 0, "width": 160, "height": 96, "n_frames": 3, "defocus_frames": 0}
+"""The synthetic street (recon.data.synth) at 160x96: 3 time steps 0.8 m apart, all in the training split."""
 
 
 @pytest.fixture(scope="module")
-def toy_street(tmp_path_factory: pytest.TempPathFactory) -> Scene:
-    """Rendered textured street: 3 cameras (yaw -45, 0, 45 deg) on a 0.6 m rig, 3 frames 1 m apart, 160x96."""
-    cfg = ToyStreetConfig(width=160, height=96, n_frames=3, supersample=2)
-    return make_toy_street(cfg, tmp_path_factory.mktemp("toy") / "street")
+def street3(tmp_path_factory: pytest.TempPathFactory) -> Scene:
+    """Cameras front, front_left (yaw +45 deg) and front_right (-45 deg), 50 deg wide: the side cameras' views
+    move across the facades (good triangulation), the front camera's along its axis (few reliable points)."""
+    return make_street(SynthConfig(**STREET3), tmp_path_factory.mktemp("street3") / "street")
 
 
 @pytest.fixture(scope="module")
-def toy_cache(toy_street: Scene, tmp_path_factory: pytest.TempPathFactory) -> tuple[MultiViewSupervision, Path]:
-    """Supervision of the toy street computed once (a fresh cache); tests copy the cache folder they modify."""
-    cache = tmp_path_factory.mktemp("toy_cache") / "matches"
-    return MultiViewSupervision(toy_street, "sift", cache_dir=cache).prepare(), cache
+def street3_cache(street3: Scene, tmp_path_factory: pytest.TempPathFactory) -> tuple[MultiViewSupervision, Path]:
+    """Supervision of ``street3`` computed once (a fresh cache); tests copy the cache folder they modify."""
+    cache = tmp_path_factory.mktemp("street3_cache") / "matches"
+    return MultiViewSupervision(street3, "sift", cache_dir=cache).prepare(), cache
+
+
+def rig_frames(n_frames: int = 3, yaws_deg: tuple[float, ...] = (-45.0, 0.0, 45.0), hfov_deg: float = 70.0,
+               rig_radius_m: float = 0.6, step_m: float = 1.0) -> list[Frame]:
+    """Poses only (no images): a rig of cameras ``cam0, cam1, ...`` at the given yaws (positive turns right, about
+    the world's y axis, which points down) on a circle of ``rig_radius_m`` around the rig centre, facing outwards,
+    moving ``step_m`` along +z per frame (0.1 s apart), 160x96 pixels."""
+    import math
+
+    fx = 80.0 / math.tan(math.radians(hfov_deg) / 2)
+    frames = []
+    for ci, yaw in enumerate(yaws_deg):
+        cam = Camera(f"cam{ci}", 160, 96, fx, fx, 80.0, 48.0)
+        a = math.radians(yaw)
+        for i in range(n_frames):
+            c2w = np.eye(4)
+            c2w[:3, :3] = [[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]]
+            c2w[:3, 3] = [rig_radius_m * math.sin(a), 0.0, rig_radius_m * (math.cos(a) - 1.0) + i * step_m]
+            frames.append(Frame(f"cam{ci}_{i:03d}", cam, i * 0.1, Path(f"cam{ci}_{i:03d}.png"), c2w, index=i))
+    return frames
 
 
 # ---------------------------------------------------------------- matchers
@@ -178,9 +202,13 @@ def test_cache_removes_stale_temporaries_only(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- pairs
-def test_pair_selection(toy_street: Scene) -> None:
-    assert camera_order(toy_street.frames) == ["cam0", "cam1", "cam2"]  # yaw -45, 0, +45
-    pairs = select_pairs(toy_street)
+def test_pair_selection() -> None:
+    """A 3-camera rig (yaw -45, 0, +45 deg, 70 deg wide), 3 frames 1 m apart: temporal pairs at steps 1 and 2,
+    cross pairs between neighbouring cameras, none between the two side cameras."""
+    frames = rig_frames()
+    # listed in another order: the order comes from the yaw relative to the first camera seen
+    assert camera_order(frames[3:] + frames[:3]) == ["cam0", "cam1", "cam2"]
+    pairs = select_pairs(frames=frames)
     kinds = {(p.frame0, p.frame1): p.kind for p in pairs}
     assert kinds[("cam0_000", "cam0_001")] == "temporal" and kinds[("cam0_000", "cam0_002")] == "temporal"
     assert kinds[("cam0_001", "cam1_001")] == "cross" and kinds[("cam1_002", "cam2_002")] == "cross"
@@ -189,36 +217,44 @@ def test_pair_selection(toy_street: Scene) -> None:
     assert all(0.1 <= p.overlap <= 1.0 for p in pairs)
     assert len(pairs) == 3 * 3 + 2 * 3
     # held-out frames never take part
-    only = [f for f in toy_street.frames if f.index != 1]
+    only = [f for f in frames if f.index != 1]
     assert all("_001" not in p.frame0 + p.frame1 for p in select_pairs(frames=only))
     # a camera looking backwards overlaps nothing
-    back = Frame("back", toy_street.frames[0].camera, 0.0, toy_street.frames[0].image_path,
-                 toy_street.frames[0].cam2world @ np.diag([-1.0, 1.0, -1.0, 1.0]))
-    assert select_pairs(frames=[toy_street.frames[0], back], config=PairConfig(temporal=False)) == []
+    back = Frame("back", frames[0].camera, 0.0, frames[0].image_path,
+                 frames[0].cam2world @ np.diag([-1.0, 1.0, -1.0, 1.0]))
+    assert select_pairs(frames=[frames[0], back], config=PairConfig(temporal=False)) == []
+    # a pure rotation (same centre, 20 degrees apart) has nothing to triangulate; 0.2 m of baseline does
+    turned = rig_frames(1, (0.0, 20.0), rig_radius_m=0.0)
+    assert select_pairs(frames=turned) == []
+    moved = Frame("moved", turned[1].camera, 0.0, Path("moved.png"), turned[1].cam2world.copy())
+    moved.cam2world[:3, 3] = transform_points(np.array([0.2, 0.0, 0.0]), turned[1].cam2world)
+    assert [p.kind for p in select_pairs(frames=[turned[0], moved])] == ["cross"]
 
 
 # ---------------------------------------------------------------- supervision
-def test_supervision_targets_cache_and_bad_pairs(toy_street: Scene, toy_cache: tuple[MultiViewSupervision, Path],
+def test_supervision_targets_cache_and_bad_pairs(street3: Scene, street3_cache: tuple[MultiViewSupervision, Path],
                                                  tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import shutil
 
-    sup, shared_cache = toy_cache
+    sup, shared_cache = street3_cache
     cache = tmp_path / "cache"
     shutil.copytree(shared_cache, cache)
     ok = [r for r in sup.reports if r.status == "ok"]
-    # the side cameras' temporal pairs (steps 1 and 2); the front camera's forward motion at 160x96 and the
-    # 0.46 m cross-camera baselines leave too few points whose depth a pixel of match error would not move much
+    # the side cameras' temporal pairs (steps 1 and 2); the front camera's forward motion at 160x96 leaves too few
+    # points whose depth a pixel of match error would not move much, and 45 degrees between 50-degree cameras too
+    # little overlap for cross pairs
     assert len(ok) >= 6 and not any(r.cached for r in sup.reports)
-    t = sup.targets_for("cam0_001")
+    assert {r.pair.frame0.rsplit("_", 1)[0] for r in ok} == {"front_left", "front_right"}
+    t = sup.targets_for("front_left_0001")
     assert t.pix.shape == (len(t), 2) and t.depth.shape == t.weights.shape == (len(t),)
     assert len(t) >= 50 and (t.depth > 0).all() and (t.weights > 0).all() and (t.weights <= 1).all()
     # targets agree with the exact depth of the rendered scene
     from recon.match.supervision import sample_depth_gt
 
-    f = toy_street.frame("cam0_001")
+    f = street3.frame("front_left_0001")
     gt = sample_depth_gt(f.load_depth(), t.pix.numpy())
     err = np.abs(t.depth.numpy() - gt) / gt
-    print(f"toy street 160x96: {sup.n_points()} reliable points, cam0_001 median depth error "
+    print(f"synthetic street 160x96, 3 steps: {sup.n_points()} reliable points, front_left_0001 median depth error "
           f"{100 * np.median(err):.2f}%")
     assert np.median(err) < 0.02
     with pytest.raises(KeyError):
@@ -229,45 +265,45 @@ def test_supervision_targets_cache_and_bad_pairs(toy_street: Scene, toy_cache: t
     assert len(files) == len(sup.reports)
     files[0].write_bytes(b"garbage")
     capsys.readouterr()
-    again = MultiViewSupervision(toy_street, "sift", cache_dir=cache).prepare()
+    again = MultiViewSupervision(street3, "sift", cache_dir=cache).prepare()
     err_lines = [ln for ln in capsys.readouterr().err.splitlines() if "corrupt" in ln]
     assert len(err_lines) == 1 and str(files[0]) in err_lines[0]
     assert sum(not r.cached for r in again.reports) == 1
-    np.testing.assert_array_equal(again.targets_for("cam0_001").depth.numpy(), t.depth.numpy())
+    np.testing.assert_array_equal(again.targets_for("front_left_0001").depth.numpy(), t.depth.numpy())
 
 
 def test_supervision_skips_bad_pairs_and_goes_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = ToyStreetConfig(width=160, height=96, n_frames=3, yaws_deg=(-45.0,), supersample=1)
-    scene = make_toy_street(cfg, tmp_path / "s")
+    scene = make_street(SynthConfig(**{**STREET3, "cameras": ("front_left",)}), tmp_path / "s")
     from recon.io.images import write_image
 
-    write_image(scene.frame("cam0_002").image_path, np.full((96, 160, 3), 0.5, np.float32))  # textureless
+    a, b, c = (f"front_left_{i:04d}" for i in range(3))
+    write_image(scene.frame(c).image_path, np.full((96, 160, 3), 0.5, np.float32))  # textureless
     sup = MultiViewSupervision(scene, "sift", cache_dir=tmp_path / "c",
                                config=SupervisionConfig(require_confirmation=False)).prepare()
     status = {(r.pair.frame0, r.pair.frame1): r.status for r in sup.reports}
-    assert status[("cam0_000", "cam0_001")] == "ok"
-    assert status[("cam0_001", "cam0_002")] == "few matches" and status[("cam0_000", "cam0_002")] == "few matches"
+    assert status[(a, b)] == "ok"
+    assert status[(b, c)] == "few matches" and status[(a, c)] == "few matches"
     msgs = [ln for ln in capsys.readouterr().err.splitlines() if "skipped" in ln]
-    assert len(msgs) == 2 and all("cam0_002" in m for m in msgs)
-    assert len(sup.targets_for("cam0_002")) == 0 and len(sup.targets_for("cam0_000")) > 0
+    assert len(msgs) == 2 and all(c in m for m in msgs)
+    assert len(sup.targets_for(c)) == 0 and len(sup.targets_for(a)) > 0
 
-    scene.frame("cam0_002").image_path.write_bytes(b"not a png")  # unreadable image
+    scene.frame(c).image_path.write_bytes(b"not a png")  # unreadable image
     sup = MultiViewSupervision(scene, "sift", cache_dir=tmp_path / "c2",
                                config=SupervisionConfig(require_confirmation=False)).prepare()
     assert [r.status for r in sup.reports].count("unreadable") == 2
-    assert len(sup.targets_for("cam0_000")) > 0
+    assert len(sup.targets_for(a)) > 0
 
 
 # ---------------------------------------------------------------- CLI
-def test_cli_prints_a_table(toy_street: Scene, toy_cache: tuple[MultiViewSupervision, Path], tmp_path: Path,
+def test_cli_prints_a_table(street3: Scene, street3_cache: tuple[MultiViewSupervision, Path], tmp_path: Path,
                             capsys: pytest.CaptureFixture[str]) -> None:
     from recon.match.cli import main
 
-    cache = str(toy_cache[1])  # computed by the fixture: the CLI finds every pair in the cache
-    assert main(["--data", str(toy_street.root), "--matcher", "sift", "--cache", cache]) == 0
+    cache = str(street3_cache[1])  # computed by the fixture: the CLI finds every pair in the cache
+    assert main(["--data", str(street3.root), "--matcher", "sift", "--cache", cache]) == 0
     out = capsys.readouterr().out
-    assert "depth err" in out and "cam0_000" in out and "reliable points" in out
-    assert out.count("(cached)") == len(toy_cache[0].reports)
+    assert "depth err" in out and "front_left_0000" in out and "reliable points" in out
+    assert out.count("(cached)") == len(street3_cache[0].reports)
     from recon.cli import main as recon_main
 
     assert recon_main(["match", "--data", str(tmp_path / "missing")]) == 2

@@ -128,21 +128,22 @@ def test_cross_pair_confirmation() -> None:
     assert m_ac.tolist() == [True, False]
 
 
-def test_toy_street_triangulation_against_ground_truth(tmp_path: Path) -> None:
-    """Matches on a rendered textured street (320x192) triangulate to within 1 % of the exact depth (median)."""
+def test_synthetic_street_triangulation_against_ground_truth(tmp_path: Path) -> None:
+    """SIFT matches between two views of the synthetic street (recon.data.synth; front-left camera, 320x192, 0.8 m
+    apart) triangulate to within 1 % of the exact depth (median)."""
+    from recon.data.synth import SynthConfig, make_street
     from recon.match.sift import SiftMatcher
     from recon.match.supervision import sample_depth_gt
-    from recon.match.toyscene import ToyStreetConfig, make_toy_street
     from recon.match.triangulate import triangulate_frames
 
-    scene = make_toy_street(ToyStreetConfig(n_frames=2, yaws_deg=(-45.0,), supersample=2), tmp_path / "toy")
-    f0, f1 = scene.frames
+    cfg = SynthConfig(seed=0, width=320, height=192, n_frames=2, cameras=("front_left",), defocus_frames=0)
+    f0, f1 = make_street(cfg, tmp_path / "street").frames
     m = SiftMatcher().match(f0.load_image(), f1.load_image())
     pts = triangulate_frames(f0, f1, m)
     gt = sample_depth_gt(f0.load_depth(), pts.pix0)
     ok = gt > 0
     err = np.abs(pts.depth0[ok] - gt[ok]) / gt[ok]
-    print(f"toy street 320x192, 1 m baseline: {len(m)} matches, {len(pts)} reliable, "
+    print(f"synthetic street 320x192, 0.8 m baseline: {len(m)} matches, {len(pts)} reliable, "
           f"median depth error {100 * np.median(err):.2f}%")
-    assert len(m) >= 200 and len(pts) >= 100
+    assert len(m) >= 200 and len(pts) >= 100 and ok.mean() > 0.9
     assert np.median(err) < 0.01
