@@ -50,14 +50,15 @@ struct TileData {
 inline int num_threads() { return std::max(1, at::get_num_threads()); }
 
 // For one pixel row of a tile: the Gaussians (in depth order) whose alpha >= 1/255 ellipse crosses the row, with
-// the x-interval of pixel centres it covers. Outside the interval sigma > log(255 opacity) + 1e-3 analytically,
-// so the exact per-pixel test would reject those pixels anyway; this only saves work.
+// the span of pixels [p0, p1] (columns within the tile) it may cover. Outside the span sigma > log(255 opacity) +
+// 1e-3 analytically, so the exact per-pixel test would reject those pixels anyway; this only saves work. The span
+// is rounded outwards, so it holds every pixel centre of the analytic interval.
 template <typename T>
 struct RowList {
-    std::vector<int32_t> k;
-    std::vector<T> lo, hi;
-    void build(const TileData<T>& td, int64_t count, T fy, T x_min, T x_max) {
-        k.clear(); lo.clear(); hi.clear();
+    std::vector<int32_t> k, p0, p1;
+    void build(const TileData<T>& td, int64_t count, T fy, T x0f, int64_t nw) {
+        k.clear(); p0.clear(); p1.clear();
+        const T x_max = x0f + static_cast<T>(nw - 1);
         for (int64_t i = 0; i < count; ++i) {
             const T thr = td.thr[i];
             if (thr < 0) continue;
@@ -78,16 +79,23 @@ struct RowList {
                 l = -std::numeric_limits<T>::infinity();
                 h = std::numeric_limits<T>::infinity();
             }
-            if (h < x_min || l > x_max) continue;
-            k.push_back(static_cast<int32_t>(i)); lo.push_back(l); hi.push_back(h);
+            if (h < x0f || l > x_max) continue;
+            // NaN bounds keep the whole row (std::max / std::min return their first argument then)
+            const T a = std::max(T(0), std::floor(l - x0f));
+            const T b = std::min(static_cast<T>(nw - 1), std::ceil(h - x0f));
+            if (a > b) continue;
+            k.push_back(static_cast<int32_t>(i));
+            p0.push_back(static_cast<int32_t>(a));
+            p1.push_back(static_cast<int32_t>(b));
         }
     }
 };
 
 // Forward. Each tile's list is consumed in chunks of kChunk Gaussians (front to back) while any of its pixels still
 // transmits light: on dense views the pixels stop after a small prefix of a long list, so the rest of the list is
-// never gathered nor intersected with the rows. Each pixel sees the same Gaussians in the same order as a single
-// pass over the whole list, so the result does not depend on the chunking.
+// never gathered nor intersected with the rows. Within a row, Gaussians are the outer loop and the pixels of each
+// one's span the inner loop (no per-pixel interval tests); every pixel still sees the same Gaussians in the same
+// order, with the same arithmetic, as a front-to-back walk of the whole list.
 constexpr int64_t kChunk = 128;
 
 template <typename T>
@@ -114,6 +122,7 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
             const int64_t count = end - start;
             const int64_t x0 = tx * ts, y0 = ty * ts;
             const int64_t nw = std::min(width, x0 + ts) - x0, nh = std::min(height, y0 + ts) - y0;
+            const T x0f = static_cast<T>(x0) + T(0.5);
             std::fill(trans_px.begin(), trans_px.end(), T(1));
             std::fill(acc_px.begin(), acc_px.end(), T(0));
             std::fill(last_px.begin(), last_px.end(), 0);
@@ -126,39 +135,40 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                 for (int64_t ry = 0; ry < nh; ++ry) {
                     if (row_alive[ry] == 0) continue;
                     const T fy = static_cast<T>(y0 + ry) + T(0.5);
-                    rows.build(td, cn, fy, static_cast<T>(x0) + T(0.5), static_cast<T>(x0 + nw) - T(0.5));
+                    rows.build(td, cn, fy, x0f, nw);
                     const int64_t nr = static_cast<int64_t>(rows.k.size());
-                    if (nr == 0) continue;
-                    for (int64_t rx = 0; rx < nw; ++rx) {
-                        const int64_t p = ry * ts + rx;
-                        if (done_px[p]) continue;
-                        const T fx = static_cast<T>(x0 + rx) + T(0.5);
-                        T* acc = &acc_px[p * d];
-                        T trans = trans_px[p];
-                        int32_t last = last_px[p];
-                        for (int64_t r = 0; r < nr; ++r) {
-                            if (fx < rows.lo[r] || fx > rows.hi[r]) continue;
-                            const int64_t k = rows.k[r];
-                            const T dx = td.x[k] - fx, dy = td.y[k] - fy;
-                            const T sigma = T(0.5) * (td.ca[k] * dx * dx + td.cc[k] * dy * dy) + td.cb[k] * dx * dy;
-                            if (sigma < 0 || sigma > td.thr[k]) continue;
-                            const T alpha = std::min(T(kMaxAlpha), td.op[k] * std::exp(-sigma));
+                    T* trans_row = &trans_px[ry * ts];
+                    T* acc_row = &acc_px[ry * ts * d];
+                    int32_t* last_row = &last_px[ry * ts];
+                    char* done_row = &done_px[ry * ts];
+                    for (int64_t r = 0; r < nr && row_alive[ry] > 0; ++r) {
+                        const int64_t k = rows.k[r];
+                        const T gx = td.x[k], dy = td.y[k] - fy;
+                        const T ca = td.ca[k], cb = td.cb[k], cc = td.cc[k], op = td.op[k], thr = td.thr[k];
+                        const T* c = &td.col[k * d];
+                        const int32_t idx = static_cast<int32_t>(c0 + k + 1);
+                        for (int64_t rx = rows.p0[r]; rx <= rows.p1[r]; ++rx) {
+                            if (done_row[rx]) continue;
+                            const T fx = x0f + static_cast<T>(rx);
+                            const T dx = gx - fx;
+                            const T sigma = T(0.5) * (ca * dx * dx + cc * dy * dy) + cb * dx * dy;
+                            if (sigma < 0 || sigma > thr) continue;
+                            const T alpha = std::min(T(kMaxAlpha), op * std::exp(-sigma));
                             if (alpha < T(kAlphaThreshold)) continue;
+                            const T trans = trans_row[rx];
                             const T next = trans * (T(1) - alpha);
                             if (next <= T(kTEps)) {
-                                done_px[p] = 1;
+                                done_row[rx] = 1;
                                 --alive;
                                 --row_alive[ry];
-                                break;
+                                continue;
                             }
                             const T w = alpha * trans;
-                            const T* c = &td.col[k * d];
+                            T* acc = acc_row + rx * d;
                             for (int64_t j = 0; j < d; ++j) acc[j] += c[j] * w;
-                            trans = next;
-                            last = static_cast<int32_t>(c0 + k + 1);
+                            trans_row[rx] = next;
+                            last_row[rx] = idx;
                         }
-                        trans_px[p] = trans;
-                        last_px[p] = last;
                     }
                 }
             }
@@ -178,7 +188,9 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
 }
 
 // Backward. n_contrib holds, per pixel, the length of the tile-list prefix that holds its contributors (from the
-// forward), so each tile gathers and intersects only the prefix its pixels reached.
+// forward), so each tile gathers and intersects only the prefix its pixels reached. Per row, the forward walk is
+// recomputed Gaussian by Gaussian (as in the forward) into per-pixel lists of contributions, then each pixel walks
+// its list back to front.
 template <typename T>
 void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac, const T* bg, int64_t d,
               int64_t n_img, int64_t width, int64_t height, int64_t ts, int64_t tw, int64_t th,
@@ -201,9 +213,12 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
         TileData<T> td;
         RowList<T> rows;
         std::vector<T> loc;  // per tile-list-entry accumulators [count, stride]
+        // per-pixel contribution lists of the current row: [ts, capacity]
         std::vector<int32_t> ks;
         std::vector<T> al, tb, vs;
         std::vector<char> unclamped;
+        std::vector<int64_t> n_px(ts), lim_px(ts);
+        std::vector<T> trans_px(ts);
 #pragma omp for schedule(static, 1)
         for (int64_t t = 0; t < n_tiles; ++t) {
             const int64_t img = t / (tw * th);
@@ -213,48 +228,66 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
             const int64_t end = (t + 1 < n_tiles) ? offsets[t + 1] : n_isects;
             if (end == start) continue;
             const int64_t x0 = tx * ts, y0 = ty * ts;
-            const int64_t px_end = std::min(width, x0 + ts), py_end = std::min(height, y0 + ts);
+            const int64_t nw = std::min(width, x0 + ts) - x0, nh = std::min(height, y0 + ts) - y0;
+            const T x0f = static_cast<T>(x0) + T(0.5);
             int64_t count = 0;  // the prefix of the list any pixel of the tile reached
-            for (int64_t py = y0; py < py_end; ++py)
-                for (int64_t px = x0; px < px_end; ++px)
-                    count = std::max<int64_t>(count, n_contrib[(img * height + py) * width + px]);
+            for (int64_t ry = 0; ry < nh; ++ry)
+                for (int64_t rx = 0; rx < nw; ++rx)
+                    count = std::max<int64_t>(count, n_contrib[(img * height + y0 + ry) * width + x0 + rx]);
             if (count == 0) continue;
             td.gather(means2d, conics, colors, opac, ids, start, count, d);
             loc.assign(count * stride, T(0));
-            ks.resize(count); al.resize(count); tb.resize(count); vs.resize(count); unclamped.resize(count);
             const T* bgi = bg ? bg + img * d : nullptr;
-            for (int64_t py = y0; py < py_end; ++py) {
+            for (int64_t ry = 0; ry < nh; ++ry) {
+                const int64_t py = y0 + ry;
+                const int32_t* nc_row = n_contrib + (img * height + py) * width + x0;
                 int64_t row_count = 0;
-                for (int64_t px = x0; px < px_end; ++px)
-                    row_count = std::max<int64_t>(row_count, n_contrib[(img * height + py) * width + px]);
+                for (int64_t rx = 0; rx < nw; ++rx) {
+                    lim_px[rx] = nc_row[rx];
+                    row_count = std::max<int64_t>(row_count, nc_row[rx]);
+                }
                 if (row_count == 0) continue;
                 const T fy = static_cast<T>(py) + T(0.5);
-                rows.build(td, row_count, fy, static_cast<T>(x0) + T(0.5), static_cast<T>(px_end) - T(0.5));
+                rows.build(td, row_count, fy, x0f, nw);
                 const int64_t nr = static_cast<int64_t>(rows.k.size());
-                for (int64_t px = x0; px < px_end; ++px) {
-                    const int64_t pix = (img * height + py) * width + px;
-                    const int64_t lim = n_contrib[pix];
-                    if (lim == 0) continue;
-                    const T fx = static_cast<T>(px) + T(0.5);
-                    // recompute the forward walk, remembering each contribution
-                    int64_t n = 0;
-                    T trans = 1;
-                    for (int64_t r = 0; r < nr; ++r) {
-                        const int64_t k = rows.k[r];
-                        if (k >= lim) break;
-                        if (fx < rows.lo[r] || fx > rows.hi[r]) continue;
-                        const T dx = td.x[k] - fx, dy = td.y[k] - fy;
-                        const T sigma = T(0.5) * (td.ca[k] * dx * dx + td.cc[k] * dy * dy) + td.cb[k] * dx * dy;
-                        if (sigma < 0 || sigma > td.thr[k]) continue;
+                const int64_t cap = std::max<int64_t>(nr, 1);
+                if (static_cast<int64_t>(ks.size()) < ts * cap) {
+                    ks.resize(ts * cap); al.resize(ts * cap); tb.resize(ts * cap); vs.resize(ts * cap);
+                    unclamped.resize(ts * cap);
+                }
+                std::fill(n_px.begin(), n_px.end(), 0);
+                std::fill(trans_px.begin(), trans_px.end(), T(1));
+                // recompute the forward walk, remembering each pixel's contributions
+                for (int64_t r = 0; r < nr; ++r) {
+                    const int64_t k = rows.k[r];
+                    const T gx = td.x[k], dy = td.y[k] - fy;
+                    const T ca = td.ca[k], cb = td.cb[k], cc = td.cc[k], op = td.op[k], thr = td.thr[k];
+                    for (int64_t rx = rows.p0[r]; rx <= rows.p1[r]; ++rx) {
+                        if (k >= lim_px[rx]) continue;
+                        const T fx = x0f + static_cast<T>(rx);
+                        const T dx = gx - fx;
+                        const T sigma = T(0.5) * (ca * dx * dx + cc * dy * dy) + cb * dx * dy;
+                        if (sigma < 0 || sigma > thr) continue;
                         const T vis = std::exp(-sigma);
-                        const T raw = td.op[k] * vis;
+                        const T raw = op * vis;
                         const T alpha = std::min(T(kMaxAlpha), raw);
                         if (alpha < T(kAlphaThreshold)) continue;
-                        ks[n] = static_cast<int32_t>(k); al[n] = alpha; tb[n] = trans; vs[n] = vis;
-                        unclamped[n] = raw <= T(kMaxAlpha);
-                        ++n;
-                        trans = trans * (T(1) - alpha);
+                        const int64_t s = rx * cap + n_px[rx]++;
+                        const T trans = trans_px[rx];
+                        ks[s] = static_cast<int32_t>(k); al[s] = alpha; tb[s] = trans; vs[s] = vis;
+                        unclamped[s] = raw <= T(kMaxAlpha);
+                        trans_px[rx] = trans * (T(1) - alpha);
                     }
+                }
+                for (int64_t rx = 0; rx < nw; ++rx) {
+                    const int64_t n = n_px[rx];
+                    if (lim_px[rx] == 0) continue;
+                    const int64_t pix = (img * height + py) * width + x0 + rx;
+                    const T fx = x0f + static_cast<T>(rx);
+                    const T trans = trans_px[rx];
+                    const int32_t* ksp = &ks[rx * cap];
+                    const T *alp = &al[rx * cap], *tbp = &tb[rx * cap], *vsp = &vs[rx * cap];
+                    const char* unp = &unclamped[rx * cap];
                     const T* go = g_out + pix * d;
                     const T ga = g_alpha[pix];
                     T behind = 0;  // grad . (colour seen behind the current Gaussian)
@@ -269,8 +302,8 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                         alpha_term2 = g_alpha2[pix] * trans;
                     }
                     for (int64_t i = n - 1; i >= 0; --i) {
-                        const int64_t k = ks[i];
-                        const T a = al[i], tbi = tb[i];
+                        const int64_t k = ksp[i];
+                        const T a = alp[i], tbi = tbp[i];
                         const T* c = &td.col[k * d];
                         T* lk = &loc[k * stride];
                         T cg = 0;
@@ -288,8 +321,8 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                             v_a2 = tbi * cg2 - behind2 * inv + alpha_term2 * inv;
                             behind2 += a * tbi * cg2;
                         }
-                        if (!unclamped[i]) continue;
-                        const T vis = vs[i];
+                        if (!unp[i]) continue;
+                        const T vis = vsp[i];
                         lk[5] += v_a * vis;
                         const T v_sig = -v_a * td.op[k] * vis;
                         const T dx = td.x[k] - fx, dy = td.y[k] - fy;
@@ -658,7 +691,10 @@ std::vector<torch::Tensor> project_bwd(torch::Tensor means, torch::Tensor quats,
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Tile binning: counting sort by (image, tile), then each tile's list sorted by (depth bits, flat index).
+// Tile binning. The visible (camera, Gaussian) pairs are put in (depth bits, flat index) order once, by a stable
+// radix sort on the float32 depth bits, then dealt into their (image, tile) lists in that order, so every tile's
+// list comes out sorted by (depth bits, flat index) without a per-tile sort. Counting and dealing run in parallel
+// over bands of tile rows (each band owns its tiles, so there are no shared writes).
 std::vector<torch::Tensor> isect_tiles_cpu(torch::Tensor means2d, torch::Tensor radii, torch::Tensor depths,
                                            int64_t ts, int64_t tw, int64_t th) {
     const int64_t n_img = depths.size(0), n = depths.size(1), nf = n_img * n;
@@ -666,7 +702,7 @@ std::vector<torch::Tensor> isect_tiles_cpu(torch::Tensor means2d, torch::Tensor 
     auto dep = depths.to(torch::kFloat32).contiguous();
     const float* pm = m.data_ptr<float>();
     const int32_t* pr = radii.data_ptr<int32_t>();
-    const int32_t* pdep = reinterpret_cast<const int32_t*>(dep.data_ptr<float>());
+    const uint32_t* pdep = reinterpret_cast<const uint32_t*>(dep.data_ptr<float>());
     const int64_t n_tiles = tw * th;
     auto tpg = torch::zeros({n_img, n}, torch::dtype(torch::kInt32));
     int32_t* ptpg = tpg.data_ptr<int32_t>();
@@ -683,43 +719,57 @@ std::vector<torch::Tensor> isect_tiles_cpu(torch::Tensor means2d, torch::Tensor 
             ptpg[i] = std::max(0, x1 - x0) * std::max(0, y1 - y0);
         }
     });
-    std::vector<int64_t> tile_count(n_img * n_tiles + 1, 0);
-    for (int64_t i = 0; i < nf; ++i) {
-        if (ptpg[i] == 0) continue;
-        const int64_t img = i / n;
-        for (int32_t y = box[4 * i + 2]; y < box[4 * i + 3]; ++y)
-            for (int32_t x = box[4 * i]; x < box[4 * i + 1]; ++x) ++tile_count[img * n_tiles + y * tw + x + 1];
+    // flat indices with at least one tile, in increasing order, then stably sorted by depth bits (LSD radix, 8 bits
+    // a pass; a pass where every key has the same digit is skipped)
+    std::vector<int64_t> order;
+    order.reserve(nf);
+    for (int64_t i = 0; i < nf; ++i)
+        if (ptpg[i] > 0) order.push_back(i);
+    const int64_t nv = static_cast<int64_t>(order.size());
+    {
+        std::vector<int64_t> tmp(nv);
+        for (int shift = 0; shift < 32; shift += 8) {
+            int64_t hist[257] = {0};
+            for (int64_t j = 0; j < nv; ++j) ++hist[((pdep[order[j]] >> shift) & 255u) + 1];
+            if (std::any_of(hist + 1, hist + 257, [nv](int64_t c) { return c == nv; })) continue;
+            for (int b = 0; b < 256; ++b) hist[b + 1] += hist[b];
+            for (int64_t j = 0; j < nv; ++j) tmp[hist[(pdep[order[j]] >> shift) & 255u]++] = order[j];
+            order.swap(tmp);
+        }
     }
+    // band = a range of (image, tile row) pairs; each visits every listed pair and keeps the rows it owns
+    const int64_t n_rows = n_img * th;
+    auto for_bands = [&](auto&& visit) {
+        at::parallel_for(0, n_rows, 1, [&](int64_t rb, int64_t re) {
+            for (int64_t j = 0; j < nv; ++j) {
+                const int64_t i = order[j];
+                const int64_t img = i / n;
+                const int64_t y0 = std::max<int64_t>(box[4 * i + 2], rb - img * th);
+                const int64_t y1 = std::min<int64_t>(box[4 * i + 3], re - img * th);
+                for (int64_t y = y0; y < y1; ++y)
+                    for (int64_t x = box[4 * i]; x < box[4 * i + 1]; ++x) visit(i, img, img * n_tiles + y * tw + x);
+            }
+        });
+    };
+    std::vector<int64_t> tile_count(n_img * n_tiles + 1, 0);
+    for_bands([&](int64_t, int64_t, int64_t t) { ++tile_count[t + 1]; });
     for (int64_t t = 0; t < n_img * n_tiles; ++t) tile_count[t + 1] += tile_count[t];
     const int64_t total = tile_count[n_img * n_tiles];
     auto offsets = torch::empty({n_img, th, tw}, torch::dtype(torch::kInt32));
     int32_t* po = offsets.data_ptr<int32_t>();
     for (int64_t t = 0; t < n_img * n_tiles; ++t) po[t] = static_cast<int32_t>(tile_count[t]);
-    std::vector<int64_t> fill(tile_count.begin(), tile_count.end() - 1);
-    std::vector<uint64_t> keys(total);  // (depth bits << 32) | flat index, sorted within each tile
-    for (int64_t i = 0; i < nf; ++i) {
-        if (ptpg[i] == 0) continue;
-        const int64_t img = i / n;
-        const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(pdep[i])) << 32) | static_cast<uint64_t>(i);
-        for (int32_t y = box[4 * i + 2]; y < box[4 * i + 3]; ++y)
-            for (int32_t x = box[4 * i]; x < box[4 * i + 1]; ++x) keys[fill[img * n_tiles + y * tw + x]++] = key;
-    }
-    at::parallel_for(0, n_img * n_tiles, 1, [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) std::sort(keys.begin() + tile_count[t], keys.begin() + tile_count[t + 1]);
-    });
     auto flatten_ids = torch::empty({total}, torch::dtype(torch::kInt32));
     auto isect_ids = torch::empty({total}, torch::dtype(torch::kInt64));
     int32_t* pf = flatten_ids.data_ptr<int32_t>();
     int64_t* pi = isect_ids.data_ptr<int64_t>();
     int tile_bits = 0;
     while ((int64_t(1) << tile_bits) <= n_tiles) ++tile_bits;
-    for (int64_t t = 0; t < n_img * n_tiles; ++t) {
-        const int64_t img = t / n_tiles, tl = t % n_tiles;
-        for (int64_t j = tile_count[t]; j < tile_count[t + 1]; ++j) {
-            pf[j] = static_cast<int32_t>(keys[j] & 0xFFFFFFFFull);
-            pi[j] = (img << (32 + tile_bits)) | (tl << 32) | static_cast<int64_t>(keys[j] >> 32);
-        }
-    }
+    std::vector<int64_t> fill(tile_count.begin(), tile_count.end() - 1);
+    for_bands([&](int64_t i, int64_t img, int64_t t) {
+        const int64_t j = fill[t]++;
+        pf[j] = static_cast<int32_t>(i);
+        pi[j] = (img << (32 + tile_bits)) | ((t - img * n_tiles) << 32) | static_cast<int64_t>(pdep[i]);
+    });
     return {tpg, isect_ids, flatten_ids, offsets};
 }
 
