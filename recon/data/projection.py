@@ -54,6 +54,13 @@ def transform_points(points: Any, matrix: Any) -> Any:
     return points @ matrix[:3, :3].T + matrix[:3, 3]
 
 
+def inverse_pose(matrix: Any) -> Any:
+    """Inverse of a 4x4 pose (``cam2world`` -> ``world2cam`` and back), numpy or torch."""
+    if _is_torch(matrix):
+        return matrix.inverse()
+    return np.linalg.inv(matrix)
+
+
 def camera_to_pixel(points_cam: Any, K: Any, z: Any = None) -> tuple[Any, Any]:
     """Image coordinates ``(u, v)`` (pixel-centre convention, see the module docstring) of camera points (..., 3).
 

@@ -104,7 +104,7 @@ class Camera:
 
     def world_to_pixel(self, points_world: Any, cam2world: Any) -> tuple[Any, Any]:
         """World points (..., 3) -> image coordinates (..., 2) and z-depth (...,) for the pose ``cam2world``."""
-        return projection.world_to_pixel(points_world, _inverse(cam2world), self.K)
+        return projection.world_to_pixel(points_world, projection.inverse_pose(cam2world), self.K)
 
     def pixel_to_world(self, u: Any, v: Any, depth: Any, cam2world: Any) -> Any:
         """World points (..., 3) at z-depth ``depth`` seen at image coordinates ``(u, v)`` from pose ``cam2world``."""
@@ -534,13 +534,6 @@ def _cam2world(value: Any, what: str, bad: Callable[[str], SceneError]) -> np.nd
         raise bad(f"{what}: cam2world translation {np.abs(c2w[:3, 3]).max():.3g} m is farther than {MAX_COORD_M:g} m "
                   "from the origin (float32 positions lose centimetre precision; recentre the scene)")
     return c2w
-
-
-def _inverse(matrix: Any) -> Any:
-    """Inverse of a 4x4 pose, numpy or torch."""
-    if type(matrix).__module__.startswith("torch"):
-        return matrix.inverse()
-    return np.linalg.inv(matrix)
 
 
 def holdout_split(n: int, every: int = 8) -> list[str]:
