@@ -5,7 +5,7 @@ Prints (all measured, nothing hard-coded):
      PSNR against lens-sampled truth on textured planes (every focus / aperture made), whole image and the band of
      pixels around depth edges; the same on the synthetic street's finite-aperture images when recon.data.synth
      exists;
-  2. bokeh (recon.priors.bokeh, exact thin-lens CoC) PSNR on the street;
+  2. bokeh (recon.optics.bokeh, exact thin-lens CoC) PSNR on the street;
   3. speed of one defocus call at 320x192 (B = 1 and 3; 1 and 2 threads; with and without hidden-content fill);
   4. depth from defocus: aperture pair and focal stack, coverage and AbsRel per band (near < 10 m, mid 10-40 m,
      far > 40 m) on textured pixels where the two blurs differ by >= 0.5 px (pair), and on confident pixels.
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from recon.optics import aperture_for_max_blur, defocus, gather_defocus
+from recon.optics.bokeh import BokehLens, render_bokeh
 from recon.optics.planes import (
     edge_band,
     make_plane_scene,
@@ -33,7 +34,6 @@ from recon.optics.planes import (
     render_pinhole,
     render_thin_lens,
 )
-from recon.priors.bokeh import BokehLens, render_bokeh
 from recon.priors.dfd import depth_from_focus, dfd_aperture_pair, dfd_focal_stack, texture_energy
 
 BANDS = {"near": (0.0, 10.0), "mid": (10.0, 40.0), "far": (40.0, np.inf), "all": (0.0, np.inf)}

@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("recon.bench.cli", "benchmark baseline 3DGS against each supervision, side by side"),
     "batch": ("recon.batch.cli", "convert, sfm, train and eval many scenes (local or on Ray) with a manifest"),
     "view": ("viewer.cli", "web splat viewer with depth and refocus"),
-    "bokeh": ("recon.priors.bokeh_cli", "physically based bokeh / refocus from one sharp image and metric depth"),
+    "bokeh": ("recon.optics.bokeh_cli", "physically based bokeh / refocus from one sharp image and metric depth"),
     "dfd": ("recon.priors.dfd_cli", "depth from defocus: aperture pair, focal stack, single image"),
     "depth": ("recon.priors.cli", "compute metric depth priors for a scene (lidar, sfm, mono, dfd)"),
     "match": ("recon.match.cli", "match neighbouring views, triangulate, report reliable points per pair"),

@@ -12,8 +12,8 @@ from recon.cli import main as recon_main
 from recon.errors import ReconError
 from recon.io.images import read_image, write_image
 from recon.optics import aperture_for_max_blur, gather_defocus
+from recon.optics.bokeh import BokehLens, load_image_and_depth, render_bokeh, sweep_settings
 from recon.optics.planes import edge_band, make_plane_scene, psnr, render_pinhole, render_thin_lens
-from recon.priors.bokeh import BokehLens, load_image_and_depth, render_bokeh, sweep_settings
 
 SENSOR_MM = 36.0
 

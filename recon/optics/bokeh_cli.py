@@ -23,7 +23,7 @@ from recon.io.atomic import atomic_directory, atomic_write_json
 from recon.io.diskfull import disk_full_is_one_line
 from recon.io.images import write_image
 from recon.io.outputs import check_output_folder, check_output_image
-from recon.priors.bokeh import (
+from recon.optics.bokeh import (
     DEFAULT_FOCAL_LENGTH_MM,
     DEFAULT_SENSOR_WIDTH_MM,
     BokehLens,
