@@ -4,8 +4,9 @@ For every training frame with a LiDAR sweep, the scene's SfM points (``points3d.
 projected into the frame; where the frame's sparse, occlusion-filtered LiDAR depth has a value at the same pixel,
 the point's z-depth is compared with it (in every frame it lands in, whether or not that frame observed it, so an
 occluded point counts against the occluder: the figures compare matchers, they are not the points' own accuracy).
-Prints, per scene: points, comparisons, median relative error, the share within 5% and 10%, by band of LiDAR depth
-(near < 10 m, mid 10-40 m, far > 40 m).
+Prints, per scene: the matcher that made the points, their median reprojection error and track length (from
+``SCENE/sfm/report.json``), points, comparisons, median relative error, the share within 5% and 10%, by band of LiDAR
+depth (near < 10 m, mid 10-40 m, far > 40 m).
 
     python benchmarks/sfm_vs_lidar.py SCENE [SCENE ...]
 """
@@ -13,6 +14,7 @@ Prints, per scene: points, comparisons, median relative error, the share within 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,16 @@ from recon.data.projection import project_points
 from recon.data.scene import Scene
 from recon.eval.depth_metrics import DEFAULT_BAND_NAMES, DEFAULT_BANDS
 from recon.train.views import sparse_lidar_depth
+
+
+def sfm_summary(scene: Scene) -> str:
+    """Matcher (without its settings), median reprojection error and track length from the scene's SfM report."""
+    try:
+        r = json.loads((scene.root / "sfm" / "report.json").read_text())
+        return (f"{str(r['matcher']).split(' ')[0]}, median reprojection {r['median_reproj_px']:.3f} px, "
+                f"median track {r['median_track_length']:.0f}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no SfM report"
 
 
 def compare(scene: Scene) -> tuple[int, np.ndarray, np.ndarray]:
@@ -46,8 +58,9 @@ def main() -> None:
     ap.add_argument("scenes", type=Path, nargs="+")
     args = ap.parse_args()
     for root in args.scenes:
-        n, rel, gt = compare(Scene.load(root))
-        print(f"{root}: {n} points, {len(rel)} comparisons with LiDAR")
+        scene = Scene.load(root)
+        n, rel, gt = compare(scene)
+        print(f"{root}: {n} points ({sfm_summary(scene)}), {len(rel)} comparisons with LiDAR")
         for (lo, hi), name in [((0.0, np.inf), "all"), *zip(DEFAULT_BANDS, DEFAULT_BAND_NAMES)]:
             r = np.abs(rel[(gt >= lo) & (gt < hi)])
             if len(r):
