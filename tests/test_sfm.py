@@ -225,3 +225,14 @@ def test_kitti_first_frames(tmp_path: Path) -> None:
     assert len(res.points) >= 500  # measured 851 on the first 10 frames (9 train, 21 pairs)
     assert res.report["median_reproj_px"] < 0.5  # measured 0.32
     assert res.report["median_track_length"] >= 3
+
+
+def test_sift_is_the_sfm_default_and_the_learned_matcher_the_loss_default() -> None:
+    """SfM defaults to SIFT (its points are more precise, see recon.sfm.pipeline), in the API and on the command
+    line; the multi-view loss keeps the learned default."""
+    from recon.sfm.cli import SfmArgs
+    from recon.train.config import LossConfig
+
+    assert SfmConfig().matcher == "sift"
+    assert SfmArgs(data=Path("x")).matcher == "sift"
+    assert LossConfig().mv_matcher == "auto"
