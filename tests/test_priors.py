@@ -21,7 +21,9 @@ from recon.errors import ReconError
 from recon.eval.depth_metrics import depth_metrics
 from recon.io.images import write_depth, write_image, write_mask
 from recon.priors.base import DepthPrior
-from recon.priors.lidar import densify, lidar_prior
+from recon.priors.densify import densify
+from recon.priors.lidar import lidar_prior
+from recon.priors.points import PointPriorOptions
 from recon.priors.registry import compute_prior, prior_cache_path
 from recon.priors.scale import fit_scale_shift
 from recon.priors.sfm import sfm_prior
@@ -149,7 +151,7 @@ def test_occlusion_filter_drops_points_seen_through_gaps() -> None:
 
 def test_lidar_projection_matches_ground_truth(plane_scene: Scene) -> None:
     for fr in plane_scene.frames:
-        prior = lidar_prior(fr, dense=False)
+        prior = lidar_prior(fr, PointPriorOptions(dense=False))
         gt = fr.load_depth()
         assert prior.source == "lidar-sparse"
         m = depth_metrics(prior.depth, gt, mask=prior.valid)
@@ -168,8 +170,8 @@ def test_lidar_projection_matches_ground_truth(plane_scene: Scene) -> None:
 def test_densified_lidar_prior_by_band(plane_scene: Scene) -> None:
     fr = plane_scene.frames[0]
     gt = fr.load_depth()
-    sparse = lidar_prior(fr, dense=False)
-    dense = lidar_prior(fr, dense=True)
+    sparse = lidar_prior(fr, PointPriorOptions(dense=False))
+    dense = lidar_prior(fr, PointPriorOptions(dense=True))
     assert dense.source == "lidar"
     ground = (gt > 0).mean()
     assert sparse.coverage < 0.5 * ground and dense.coverage > 0.9 * ground, (sparse.coverage, dense.coverage, ground)
@@ -218,7 +220,7 @@ def test_densify_runs_on_cuda_when_available() -> None:
 def test_sfm_prior(plane_scene: Scene) -> None:
     fr = plane_scene.frames[1]
     gt = fr.load_depth()
-    prior = sfm_prior(plane_scene, fr, dense=False)
+    prior = sfm_prior(plane_scene, fr, PointPriorOptions(dense=False))
     assert prior.source == "sfm-sparse" and prior.coverage > 0.05
     rel = np.abs(prior.depth - gt)[prior.valid & (gt > 0)] / gt[prior.valid & (gt > 0)]
     assert np.median(rel) < 0.02
@@ -360,10 +362,10 @@ def test_street_lidar_projection_agrees_with_ground_truth(small_street) -> None:
     rels, dense_all, gt_all = [], [], []
     for fr in scene.frames[::8]:
         gt = fr.load_depth()
-        sp = lidar_prior(fr, dense=False)
+        sp = lidar_prior(fr, PointPriorOptions(dense=False))
         sel = sp.valid & (gt > 0)
         rels.append(np.abs(sp.depth[sel] - gt[sel]) / gt[sel])
-        dn = lidar_prior(fr, dense=True)
+        dn = lidar_prior(fr, PointPriorOptions(dense=True))
         dense_all.append(dn.depth[dn.valid & (gt > 0)])
         gt_all.append(gt[dn.valid & (gt > 0)])
     rel = np.concatenate(rels)
@@ -398,3 +400,8 @@ def test_street_simulated_prior_is_no_better_than_real_models(small_street) -> N
     assert m["far"]["n"] > 0 and m["far"]["abs_rel"] >= 0.15
     assert 0.015 <= scale_err <= 0.08
     assert m["overall"]["abs_rel"] < 0.3  # still a usable prior, not noise
+
+
+def test_unknown_point_prior_option_is_one_line(plane_scene: Scene, tmp_path: Path) -> None:
+    with pytest.raises(ReconError, match=r"unknown option\(s\) radius for a LiDAR/SfM prior \(known: dense, radius_px"):
+        compute_prior(plane_scene, plane_scene.frames[0], "lidar", cache_dir=tmp_path, radius=3)

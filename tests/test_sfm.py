@@ -139,6 +139,7 @@ def test_train_frames_only_by_default(sfm_run: tuple[Path, SfmResult]) -> None:
 
 def test_init_auto_uses_sfm_points_without_lidar(sfm_run: tuple[Path, SfmResult], tmp_path: Path) -> None:
     from recon.model.init_points import InitConfig, initial_points
+    from recon.priors.points import PointPriorOptions
     from recon.priors.sfm import sfm_prior
 
     root = _strip_points_and_lidar(sfm_run[0], tmp_path / "nolidar")
@@ -148,7 +149,7 @@ def test_init_auto_uses_sfm_points_without_lidar(sfm_run: tuple[Path, SfmResult]
     images = {f.id: f.load_image() for f in frames}
     init = initial_points(scene, frames, images, InitConfig(far_points=0, outlier_neighbors=0))
     assert init.source == "sfm" and len(init.xyz) > 100
-    prior = sfm_prior(scene, scene.train_frames[0], dense=False)
+    prior = sfm_prior(scene, scene.train_frames[0], PointPriorOptions(dense=False))
     assert prior.meta["points"] == len(sfm_run[1].points) and prior.meta["sparse_pixels"] > 20
 
 

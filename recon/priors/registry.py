@@ -1,14 +1,13 @@
 """One entry point for every depth prior, with an on-disk cache: ``compute_prior(scene, frame, source, **opts)``.
 
-Sources: ``lidar``, ``sfm`` (options ``dense``, ``radius_px``, ``occlusion_radius_px``, ``use_image``,
-``use_sky_mask``, ``max_depth``, ``device``), ``mono`` (``model``, ``device``, ``input_size``,
+Sources: ``lidar``, ``sfm`` (the options of :class:`recon.priors.points.PointPriorOptions`), ``mono`` (``model``,
+``device``, ``input_size``,
 ``canonical_focal_px``, ``confidence``, ``align``; ``weights`` is the older name of ``model``), ``simulated``
 (``seed``, ``profile``, ``align``; synthetic scenes only, labelled ``simulated``) and ``dfd`` (delegated to
 ``recon.priors.dfd.dfd_prior(scene, frame, **opts) -> DepthPrior`` when that module provides it).
 ``align="lidar"|"sfm"`` aligns a monocular prior to the frame's sparse metric depth (:mod:`recon.priors.scale`): one
 robust scale factor for a metric model, scale and shift in inverse depth for a relative one (which cannot be used
-without it), the fit's residual kept in the prior's meta. Other modules may add sources with
-:func:`register_source`.
+without it), the fit's residual kept in the prior's meta.
 
 Cache: ``<cache_dir or scene.root/priors>/<source>-<hash of the options>/<frame id>.npz``, written atomically
 (:meth:`DepthPrior.save`). Each file records a signature of its inputs (the scene's geometry fingerprint, the
@@ -22,7 +21,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,30 +33,35 @@ from recon.priors.base import DepthPrior
 
 SOURCES = ("lidar", "sfm", "mono", "simulated", "dfd")
 PriorFn = Callable[..., DepthPrior]
-_REGISTERED: dict[str, PriorFn] = {}
 _MODELS: dict[tuple[Any, ...], Any] = {}  # loaded mono networks, reused across frames
 
 
-def register_source(name: str, fn: PriorFn) -> None:
-    """Add (or replace) a prior source: ``fn(scene, frame, **opts) -> DepthPrior``."""
-    _REGISTERED[name] = fn
-
-
 def available_sources() -> tuple[str, ...]:
-    return tuple(dict.fromkeys((*SOURCES, *_REGISTERED)))
+    return SOURCES
 
 
 # ---------------------------------------------------------------------------------------------- the sources
 def _lidar(scene: Scene, frame: Frame, **opts: Any) -> DepthPrior:
     from recon.priors.lidar import lidar_prior
 
-    return lidar_prior(frame, **opts)
+    return lidar_prior(frame, _point_options(opts))
 
 
 def _sfm(scene: Scene, frame: Frame, **opts: Any) -> DepthPrior:
     from recon.priors.sfm import sfm_prior
 
-    return sfm_prior(scene, frame, **opts)
+    return sfm_prior(scene, frame, _point_options(opts))
+
+
+def _point_options(opts: dict[str, Any]) -> Any:
+    from recon.priors.points import PointPriorOptions
+
+    try:
+        return PointPriorOptions(**opts)
+    except TypeError:
+        known = ", ".join(f.name for f in fields(PointPriorOptions))
+        raise ReconError(f"unknown option(s) {', '.join(sorted(opts))} for a LiDAR/SfM prior (known: {known})"
+                         ) from None
 
 
 def _align(scene: Scene, frame: Frame, prior: DepthPrior, align: str | None) -> DepthPrior:
@@ -76,11 +80,11 @@ def _align(scene: Scene, frame: Frame, prior: DepthPrior, align: str | None) -> 
     if align == "lidar":
         from recon.priors.lidar import lidar_prior
 
-        sparse = lidar_prior(frame, dense=False).depth
+        sparse = lidar_prior(frame, _point_options({"dense": False})).depth
     elif align == "sfm":
         from recon.priors.sfm import sfm_prior
 
-        sparse = sfm_prior(scene, frame, dense=False).depth
+        sparse = sfm_prior(scene, frame, _point_options({"dense": False})).depth
     else:
         raise ReconError(f"align must be none, lidar or sfm, got {align!r}")
     if relative:
@@ -179,7 +183,7 @@ def compute_prior(scene: Scene, frame: Frame, source: str, *, cache_dir: str | P
     ``use_cache=False`` neither reads nor writes the cache. The ``device`` option does not change the result and
     is left out of the cache key.
     """
-    fn = _REGISTERED.get(source) or _BUILTIN.get(source)
+    fn = _BUILTIN.get(source)
     if fn is None:
         raise ReconError(f"unknown depth prior source {source!r} (choose from {', '.join(available_sources())})")
     key_opts = {k: v for k, v in opts.items() if k != "device"}
