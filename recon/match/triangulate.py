@@ -5,8 +5,9 @@ metres; ``K`` 3x3 in pixels with the pixel-centre convention (centre of pixel (u
 projecting with K gives keypoint coordinates directly. Depth is z in a camera's frame (metres), which is what
 ``rendered_depth`` and the ground-truth ``.npy`` depth maps hold.
 
-Filters (all must pass): in front of both cameras, depth inside [depth_min, depth_max] in both, reprojection error
-at most ``max_reproj_px`` in both views, triangulation angle at least ``min_angle_deg``, and a robust outlier test
+Filters (all must pass): in front of both cameras, depth inside [min_depth_m, max_depth_m] in both, reprojection
+error at most ``max_reproj_px`` in both views, triangulation angle at least ``min_angle_deg`` (the thresholds of
+:class:`recon.match.point_filter.PointFilter` with this module's defaults), and a robust outlier test
 on the larger of the two reprojection errors (median + ``mad_k`` * 1.4826 * MAD over the pair's points).
 
 Depth sensitivity: ``rel_depth_per_px`` is the relative depth change caused by a one-pixel shift of the match
@@ -31,16 +32,17 @@ import numpy as np
 from recon.data.projection import world_to_pixel
 from recon.data.scene import Frame
 from recon.match.base import Matches
+from recon.match.point_filter import PointFilter, apply_in_order
 
 
 @dataclass
-class TriangulationConfig:
-    """Reliability filters. Pixels, degrees and metres as named."""
+class TriangulationConfig(PointFilter):
+    """Reliability filters of two-view points (see the module docstring). Pixels, degrees and metres as named."""
 
     max_reproj_px: float = 1.0
     min_angle_deg: float = 1.0
-    depth_min: float = 0.3
-    depth_max: float = 250.0
+    min_depth_m: float = 0.3
+    max_depth_m: float = 250.0
     mad_k: float = 4.0
     max_rel_depth_per_px: float = 0.2
     rel_ref: float = 0.01
@@ -190,19 +192,15 @@ def triangulate_matches(K0: np.ndarray, w2c0: np.ndarray, K1: np.ndarray, w2c1: 
     sens = depth_sensitivity(K0, w2c0, K1, w2c1, pts)
 
     finite = np.isfinite(pts).all(1) & np.isfinite(err) & np.isfinite(sens)
+    shared = cfg.shared_tests(err, angle, np.minimum(z0, z1))
     tests = {
         "behind": finite & (z0 > 0) & (z1 > 0),
-        "depth_range": (z0 >= cfg.depth_min) & (z0 <= cfg.depth_max) & (z1 >= cfg.depth_min) & (z1 <= cfg.depth_max),
-        "reprojection": err <= cfg.max_reproj_px,
-        "angle": angle >= cfg.min_angle_deg,
+        "depth_range": shared["depth"] & (z0 <= cfg.max_depth_m) & (z1 <= cfg.max_depth_m),
+        "reprojection": shared["reprojection"],
+        "angle": shared["angle"],
         "sensitivity": sens <= cfg.max_rel_depth_per_px,
     }
-    keep = finite.copy()
-    rejected: dict[str, int] = {}
-    for name, ok in tests.items():
-        ok = np.where(finite, ok, False)
-        rejected[name] = int((keep & ~ok).sum())
-        keep &= ok
+    keep, rejected = apply_in_order({k: np.where(finite, ok, False) for k, ok in tests.items()}, finite)
     if keep.sum() >= 5 and cfg.mad_k > 0:
         med = float(np.median(err[keep]))
         mad = float(np.median(np.abs(err[keep] - med)))

@@ -9,6 +9,6 @@ which is COLMAP's as well.
 """
 
 from recon.sfm.pipeline import SfmConfig, SfmResult, run_sfm
-from recon.sfm.triangulate import MeasuredPoints, PointFilter
+from recon.sfm.triangulate import MeasuredPoints, TrackFilter
 
-__all__ = ["SfmConfig", "SfmResult", "run_sfm", "MeasuredPoints", "PointFilter"]
+__all__ = ["SfmConfig", "SfmResult", "run_sfm", "MeasuredPoints", "TrackFilter"]

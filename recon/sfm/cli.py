@@ -44,10 +44,10 @@ from recon.data.scene import Scene
 from recon.io.diskfull import disk_full_is_one_line
 from recon.match.factory import MatcherKind
 from recon.sfm.pipeline import SfmConfig, SfmResult, run_sfm
-from recon.sfm.triangulate import PointFilter
+from recon.sfm.triangulate import TrackFilter
 
 _DEFAULT = SfmConfig()
-_FILTER = PointFilter()
+_FILTER = TrackFilter()
 
 
 @dataclass
@@ -126,7 +126,7 @@ def main(argv: list[str], prog: str = "recon sfm") -> int:
     cfg = SfmConfig(
         matcher=args.matcher, loftr_weights=args.loftr_weights, split=args.split, window=args.window,
         cross=args.cross, max_side=args.max_side, upscale=args.upscale, max_epipolar_px=args.max_epipolar_px,
-        filters=PointFilter(max_reproj_px=args.max_reproj_px, min_angle_deg=args.min_angle_deg,
+        filters=TrackFilter(max_reproj_px=args.max_reproj_px, min_angle_deg=args.min_angle_deg,
                             min_track=args.min_track),
         min_points=args.min_points, cache_dir=args.cache,
     )

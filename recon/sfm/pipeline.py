@@ -52,7 +52,7 @@ from recon.match.verify import epipolar_texture, verify_matches
 from recon.sfm.colmap_model import assign_ids, build_reconstruction
 from recon.sfm.database import write_database
 from recon.sfm.keypoints import build_keypoint_tables
-from recon.sfm.triangulate import MeasuredPoints, PointFilter, filter_points, measure_points, triangulate_known_poses
+from recon.sfm.triangulate import MeasuredPoints, TrackFilter, filter_points, measure_points, triangulate_known_poses
 from recon.sfm.verify import epipolar_directions, epipolar_distance, fundamental_matrix
 
 
@@ -72,7 +72,7 @@ class SfmConfig:
     patch_ncc: float = 0.8
     min_epipolar_texture: float = 0.15
     merge_px: float | None = None
-    filters: PointFilter = field(default_factory=PointFilter)
+    filters: TrackFilter = field(default_factory=TrackFilter)
     min_points: int = 100
     cache_dir: Path | None = None
     progress: bool | None = None

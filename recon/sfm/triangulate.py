@@ -23,19 +23,21 @@ import numpy as np
 
 from recon.data.scene import Frame
 from recon.errors import ReconError
+from recon.match.point_filter import PointFilter, apply_in_order
 from recon.sfm.colmap_model import ColmapIds
 
 
 @dataclass
-class PointFilter:
-    """Reliability thresholds: pixels, degrees, observations, metres. ``min_track`` 0 means automatic: 3 (a third
-    view confirms the depth; on KITTI two-view points miss their held-out reprojection twice as often) unless
+class TrackFilter(PointFilter):
+    """Reliability thresholds of SfM points: :class:`recon.match.point_filter.PointFilter`'s (pixels, degrees,
+    metres; ``min_depth_m`` over the observing cameras) plus the track length. ``min_track`` 0 means automatic: 3 (a
+    third view confirms the depth; on KITTI two-view points miss their held-out reprojection twice as often) unless
     that keeps fewer than ``auto_track_min_points`` points, then 2."""
 
     max_reproj_px: float = 2.0
     min_angle_deg: float = 1.5
-    min_track: int = 0
     min_depth_m: float = 0.1
+    min_track: int = 0
     auto_track_min_points: int = 100
 
 
@@ -160,20 +162,17 @@ def measure_points(reconstruction, frames: list[Frame], ids: ColmapIds,
     return MeasuredPoints(xyz, rgb, tl, err, ang, zmin, obs_all)
 
 
-def filter_points(points: MeasuredPoints, cfg: PointFilter) -> tuple[MeasuredPoints, dict[str, int], int]:
+def filter_points(points: MeasuredPoints, cfg: TrackFilter) -> tuple[MeasuredPoints, dict[str, int], int]:
     """Points passing every filter, how many each filter removed (applied in order, so counts add up) and the
     track length threshold used (``cfg.min_track``, or the automatic choice when it is 0)."""
+    shared = cfg.shared_tests(points.reproj_px, points.angle_deg, points.min_depth_m)
     tests = {
         "finite": np.isfinite(points.xyz).all(1) & np.isfinite(points.reproj_px),
-        "behind_camera": points.min_depth_m >= cfg.min_depth_m,
-        "reprojection": points.reproj_px <= cfg.max_reproj_px,
-        "angle": points.angle_deg >= cfg.min_angle_deg,
+        "behind_camera": shared["depth"],
+        "reprojection": shared["reprojection"],
+        "angle": shared["angle"],
     }
-    keep = np.ones(len(points), bool)
-    removed: dict[str, int] = {}
-    for name, ok in tests.items():
-        removed[name] = int((keep & ~ok).sum())
-        keep &= ok
+    keep, removed = apply_in_order(tests, np.ones(len(points), bool))
     min_track = cfg.min_track
     if min_track <= 0:
         min_track = 3 if int((keep & (points.track_length >= 3)).sum()) >= cfg.auto_track_min_points else 2
