@@ -163,25 +163,28 @@ def compute_relocation(opacities: Tensor, scales: Tensor, ratios: Tensor, binoms
     return new_op, new_scales
 
 
+def _share_with_copies(params, sampled: Tensor, binoms: Tensor, min_opacity: float) -> None:
+    """Give each sampled Gaussian the opacity and scale it keeps when it is copied (Eq. 9 of "3DGS as MCMC"): the
+    sampled Gaussian and its copies together look like the one before."""
+    opacities = torch.sigmoid(params["opacities"])
+    new_op, new_sc = compute_relocation(
+        opacities[sampled].flatten(), torch.exp(params["scales"])[sampled], torch.bincount(sampled)[sampled] + 1, binoms
+    )
+    new_op = torch.clamp(new_op, max=1.0 - torch.finfo(torch.float32).eps, min=min_opacity)
+    params["opacities"].data[sampled] = torch.logit(new_op).reshape(params["opacities"][sampled].shape)
+    params["scales"].data[sampled] = torch.log(new_sc)
+
+
 @torch.no_grad()
 def relocate(params, optimizers, state: dict[str, Tensor], mask: Tensor, binoms: Tensor, min_opacity: float = 0.005):
     """``gsplat.strategy.ops.relocate`` with :func:`compute_relocation` (dead Gaussians teleported onto live ones)."""
     opacities = torch.sigmoid(params["opacities"])
     dead = mask.nonzero(as_tuple=True)[0]
     alive = (~mask).nonzero(as_tuple=True)[0]
-    n = len(dead)
-    eps = torch.finfo(torch.float32).eps
-    sampled = alive[_multinomial_sample(opacities[alive].flatten(), n, replacement=True)]
-    new_op, new_sc = compute_relocation(
-        opacities[sampled].flatten(), torch.exp(params["scales"])[sampled], torch.bincount(sampled)[sampled] + 1, binoms
-    )
-    new_op = torch.clamp(new_op, max=1.0 - eps, min=min_opacity)
+    sampled = alive[_multinomial_sample(opacities[alive].flatten(), len(dead), replacement=True)]
+    _share_with_copies(params, sampled, binoms, min_opacity)
 
     def param_fn(name: str, p: Tensor) -> Tensor:
-        if name == "opacities":
-            p[sampled] = torch.logit(new_op).reshape(p[sampled].shape)
-        elif name == "scales":
-            p[sampled] = torch.log(new_sc)
         p[dead] = p[sampled]
         return torch.nn.Parameter(p, requires_grad=p.requires_grad)
 
@@ -198,28 +201,19 @@ def relocate(params, optimizers, state: dict[str, Tensor], mask: Tensor, binoms:
 @torch.no_grad()
 def sample_add(params, optimizers, state: dict[str, Tensor], n: int, binoms: Tensor, min_opacity: float = 0.005):
     """``gsplat.strategy.ops.sample_add`` with :func:`compute_relocation` (n new Gaussians sampled by opacity)."""
-    opacities = torch.sigmoid(params["opacities"])
-    eps = torch.finfo(torch.float32).eps
-    sampled = _multinomial_sample(opacities.flatten(), n, replacement=True)
-    new_op, new_sc = compute_relocation(
-        opacities[sampled].flatten(), torch.exp(params["scales"])[sampled], torch.bincount(sampled)[sampled] + 1, binoms
-    )
-    new_op = torch.clamp(new_op, max=1.0 - eps, min=min_opacity)
+    sampled = _multinomial_sample(torch.sigmoid(params["opacities"]).flatten(), n, replacement=True)
+    _share_with_copies(params, sampled, binoms, min_opacity)
 
-    def param_fn(name: str, p: Tensor) -> Tensor:
-        if name == "opacities":
-            p[sampled] = torch.logit(new_op).reshape(p[sampled].shape)
-        elif name == "scales":
-            p[sampled] = torch.log(new_sc)
-        return torch.nn.Parameter(torch.cat([p, p[sampled]]), requires_grad=p.requires_grad)
-
-    def optimizer_fn(key: str, v: Tensor) -> Tensor:
+    def grow(v: Tensor) -> Tensor:
         return torch.cat([v, torch.zeros((len(sampled), *v.shape[1:]), device=v.device, dtype=v.dtype)])
 
-    _update_param_with_optimizer(param_fn, optimizer_fn, params, optimizers)
+    def param_fn(name: str, p: Tensor) -> Tensor:
+        return torch.nn.Parameter(torch.cat([p, p[sampled]]), requires_grad=p.requires_grad)
+
+    _update_param_with_optimizer(param_fn, lambda key, v: grow(v), params, optimizers)
     for k, v in list(state.items()):
         if isinstance(v, Tensor):
-            state[k] = torch.cat((v, torch.zeros((len(sampled), *v.shape[1:]), device=v.device, dtype=v.dtype)))
+            state[k] = grow(v)
 
 
 @torch.no_grad()
