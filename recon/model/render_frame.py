@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from recon.model.sky import SkyModel, ray_directions
+from recon.model.sky import SkyModel
 
 
 @dataclass
@@ -49,7 +49,6 @@ def render_frame(gaussians: dict[str, torch.Tensor], viewmat: torch.Tensor, K: t
     )
     rgb, depth, alpha = colors[0, ..., :3], colors[0, ..., 3], alphas[0, ..., 0]
     if sky is not None:
-        c2w = torch.linalg.inv(viewmat)
-        rgb = rgb + (1.0 - alpha)[..., None] * sky(ray_directions(c2w, K, width, height))
+        rgb = rgb + (1.0 - alpha)[..., None] * sky.for_view(viewmat, K, width, height)
     return RenderOutput(rgb=rgb.clamp(0.0, 1.0) if not rgb.requires_grad else rgb, depth=depth, alpha=alpha,
                         info=info)

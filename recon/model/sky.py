@@ -4,12 +4,22 @@ Driving scenes have a large sky that no Gaussian should represent (it is infinit
 pixel is looked up from a low-resolution texture by the world-frame direction of its ray, and composited behind the
 Gaussians: ``rgb = rgb_gaussians + (1 - alpha) * sky``. Where sky masks exist the trainer also pushes alpha to 0
 on sky pixels, so the sky does not fill with floaters.
+
+A view's rays, and so where its pixels sample the texture, depend only on the camera: :meth:`SkyModel.for_view`
+keeps each camera's sampling grid while the camera tensors live and are unchanged, so a training step pays for the
+texture lookup alone.
 """
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+
+GRID_CACHE_BYTES = 256 * 2**20
+"""Memory for cached sampling grids (8 bytes a pixel); views beyond it are recomputed at every call."""
 
 
 class SkyModel(torch.nn.Module):
@@ -22,6 +32,13 @@ class SkyModel(torch.nn.Module):
         self.texture = torch.nn.Parameter(logit[:, None, None].repeat(1, height, 2 * height)[None].clone())
         up_t = torch.tensor(up, dtype=torch.float32)
         self.register_buffer("up", up_t / up_t.norm())
+        self._grids: dict[tuple[int, int, int, int], tuple[Any, tuple[int, ...], torch.Tensor]] = {}
+        self._grid_bytes = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()  # weak references do not pickle; the cache is rebuilt on use
+        state["_grids"], state["_grid_bytes"] = {}, 0
+        return state
 
     def _frame(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         up = self.up
@@ -32,17 +49,53 @@ class SkyModel(torch.nn.Module):
         e2 = torch.linalg.cross(up, e1)
         return e1, e2, up
 
-    def forward(self, dirs: torch.Tensor) -> torch.Tensor:
-        """Sky colour (…, 3) in [0, 1] for unit world directions ``dirs`` (…, 3)."""
+    def grid(self, dirs: torch.Tensor) -> torch.Tensor:
+        """``grid_sample`` coordinates (1, M, 1, 2) of the world directions ``dirs`` (…, 3), M = their count."""
         e1, e2, up = self._frame()
         d = F.normalize(dirs, dim=-1)
         az = torch.atan2(d @ e2, d @ e1)  # [-pi, pi]
         el = torch.asin((d @ up).clamp(-1.0, 1.0))  # [-pi/2, pi/2]
-        grid = torch.stack([az / torch.pi, -el / (torch.pi / 2)], dim=-1)
-        shp = grid.shape[:-1]
-        out = F.grid_sample(self.texture, grid.reshape(1, -1, 1, 2), mode="bilinear", padding_mode="border",
-                            align_corners=False)
-        return torch.sigmoid(out[0, :, :, 0].T.reshape(*shp, 3))
+        return torch.stack([az / torch.pi, -el / (torch.pi / 2)], dim=-1).reshape(1, -1, 1, 2)
+
+    def lookup(self, grid: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """Sky colour (*shape, 3) in [0, 1] at the sampling ``grid`` from :meth:`grid`."""
+        out = F.grid_sample(self.texture, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return torch.sigmoid(out[0, :, :, 0].T.reshape(*shape, 3))
+
+    def forward(self, dirs: torch.Tensor) -> torch.Tensor:
+        """Sky colour (…, 3) in [0, 1] for unit world directions ``dirs`` (…, 3)."""
+        return self.lookup(self.grid(dirs), dirs.shape[:-1])
+
+    def for_view(self, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        """Sky colour (H, W, 3) behind every pixel of the camera world-to-camera ``viewmat`` (4, 4), intrinsics
+        ``K`` (3, 3). The sampling grid is cached per camera (the same tensor objects, not modified since); a
+        camera whose pose or intrinsics require gradients is never cached."""
+        if viewmat.requires_grad or K.requires_grad:
+            return self(ray_directions(torch.linalg.inv(viewmat), K, width, height))
+        key = (id(viewmat), id(K), int(width), int(height))
+        versions = (viewmat._version, K._version, self.up._version)
+        hit = self._grids.get(key)
+        if hit is not None:
+            refs, ver, grid = hit
+            if ver == versions and all(r() is t for r, t in zip(refs, (viewmat, K, self.up))) \
+                    and grid.device == self.texture.device:
+                return self.lookup(grid, (height, width))
+        with torch.no_grad():
+            grid = self.grid(ray_directions(torch.linalg.inv(viewmat), K, width, height))
+        self._remember(key, (weakref.ref(viewmat), weakref.ref(K), weakref.ref(self.up)), versions, grid)
+        return self.lookup(grid, (height, width))
+
+    def _remember(self, key: tuple[int, int, int, int], refs: tuple[Any, ...], versions: tuple[int, ...],
+                  grid: torch.Tensor) -> None:
+        old = self._grids.pop(key, None)
+        if old is not None:
+            self._grid_bytes -= old[2].nbytes
+        if self._grid_bytes + grid.nbytes > GRID_CACHE_BYTES:  # drop the grids of cameras that no longer exist
+            for k in [k for k, (rs, _, _) in self._grids.items() if any(r() is None for r in rs)]:
+                self._grid_bytes -= self._grids.pop(k)[2].nbytes
+        if self._grid_bytes + grid.nbytes <= GRID_CACHE_BYTES:
+            self._grids[key] = ((refs[0], refs[1], refs[2]), versions, grid)
+            self._grid_bytes += grid.nbytes
 
 
 def ray_directions(cam2world: torch.Tensor, K: torch.Tensor, width: int, height: int) -> torch.Tensor:
