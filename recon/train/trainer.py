@@ -207,8 +207,11 @@ class Trainer:
         self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, step, out.info)
         terms = self.losses(step, view, out)
         loss = torch.stack(list(terms.values())).sum()
-        if not torch.isfinite(loss):
-            raise ReconError(f"loss became {float(loss)} at iteration {step}; lower the learning rates or check "
+        with torch.no_grad():  # every number the step reports, read from the device at once (one sync, not one each)
+            mse = torch.mean((self.apply_exposure(out.rgb, view).clamp(0, 1) - view.image) ** 2)
+            values = torch.stack([loss.detach(), mse.to(loss.dtype), *(v.detach() for v in terms.values())]).tolist()
+        if not math.isfinite(values[0]):
+            raise ReconError(f"loss became {values[0]} at iteration {step}; lower the learning rates or check "
                              "the scene's poses and depth priors")
         self._backward(step, terms, out)
         if isinstance(self.cfg.strategy, DefaultStrategyConfig):
@@ -226,11 +229,9 @@ class Trainer:
             self.aux_opt.step()
             self.aux_opt.zero_grad(set_to_none=True)
         self.means_sched.step()
-        with torch.no_grad():
-            mse = torch.mean((self.apply_exposure(out.rgb, view).clamp(0, 1) - view.image) ** 2)
-            psnr = -10.0 * math.log10(max(float(mse), 1e-10))
-        rec = {k: float(v.detach()) for k, v in terms.items()}
-        rec.update(loss=float(loss.detach()), psnr=psnr, n_gaussians=int(self.params["means"].shape[0]))
+        rec = dict(zip(terms, values[2:]))
+        rec.update(loss=values[0], psnr=-10.0 * math.log10(max(values[1], 1e-10)),
+                   n_gaussians=int(self.params["means"].shape[0]))
         return rec
 
     # ------------------------------------------------------------------ state
