@@ -254,8 +254,11 @@ def evaluate_psnr(trainer: Any, views: list[Any]) -> float:
     return float(sum(vals) / len(vals)) if vals else math.nan
 
 
-def run_training(argv: list[str], warmup: int = 10, progress: bool = False) -> dict[str, Any]:
+def run_training(argv: list[str], warmup: int = 10, progress: bool = False, stages: bool = True) -> dict[str, Any]:
     """Build the trainer as ``recon train ARGV`` does, run its iterations with stage timers, then score it.
+
+    ``stages=False`` leaves the trainer as it is (no timers, no synchronisation between stages on CUDA): the plain
+    speed, every iteration's time then counted as "other".
 
     Returns per-iteration stage seconds, their summary, Gaussian counts, test / train PSNR (dB), the image size
     and memory: peak RSS of this process (MiB, includes the Python + torch runtime), RSS once the trainer is built
@@ -273,7 +276,7 @@ def run_training(argv: list[str], warmup: int = 10, progress: bool = False) -> d
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     timer = StageTimer(sync=torch.cuda.synchronize if cuda else None)
-    instrumented = instrument(trainer, timer)
+    instrumented = instrument(trainer, timer) if stages else []
     rss_before = _rss_mib()
     n0 = int(trainer.params["means"].shape[0])
     records = []
@@ -340,20 +343,20 @@ def child_env(repo: Path) -> dict[str, str]:
     return env
 
 
-def run_child(repo: Path, argv: list[str], warmup: int, progress: bool) -> dict[str, Any]:
+def run_child(repo: Path, argv: list[str], warmup: int, progress: bool, stages: bool = True) -> dict[str, Any]:
     """Run :func:`run_training` in a fresh Python importing recon from ``repo``; its JSON result."""
-    job = json.dumps({"repo": str(repo), "argv": argv, "warmup": warmup, "progress": progress})
+    job = json.dumps({"repo": str(repo), "argv": argv, "warmup": warmup, "progress": progress, "stages": stages})
     proc = subprocess.run([sys.executable, __file__, "--child", job], env=child_env(repo), stdout=subprocess.PIPE,
                           text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"error: the benchmark run failed (exit {proc.returncode}): recon train {' '.join(argv)}")
+        raise RuntimeError(f"the benchmark run failed (exit {proc.returncode}): recon train {' '.join(argv)}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _child_main(job_json: str) -> int:
     job = json.loads(job_json)
     sys.path.insert(0, job["repo"])
-    res = run_training(job["argv"], job["warmup"], job["progress"])
+    res = run_training(job["argv"], job["warmup"], job["progress"], job.get("stages", True))
     print(json.dumps(res))
     return 0
 
@@ -381,6 +384,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=3, help="with --compare-with: runs of each checkout per scene")
     ap.add_argument("--json", type=Path, default=None, help="also write every result here")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--no-stages", action="store_true",
+                    help="time whole iterations only (no stage timers, no synchronisation between stages on CUDA)")
     return ap.parse_args(argv)
 
 
@@ -409,7 +414,10 @@ def main(argv: list[str] | None = None) -> int:
                                     args.device, args.equal_gaussians, extra)
                 print(f"[bench_train] {name} ({code}, round {r + 1}/{rounds}): recon train {' '.join(argv_r)}",
                       file=sys.stderr)
-                res = run_child(repo, argv_r, args.warmup, args.progress)
+                try:
+                    res = run_child(repo, argv_r, args.warmup, args.progress, stages=not args.no_stages)
+                except RuntimeError as exc:
+                    raise SystemExit(f"error: {exc}") from None
                 res.update(scene=Path(name).name, code=code, round=r)
                 per_tree[code].append(res)
                 rows.append(res)
