@@ -134,3 +134,22 @@ def test_c_kernel_and_torch_path_agree(monkeypatch: pytest.MonkeyPatch) -> None:
         outs.append((s, g))
     assert torch.allclose(outs[0][0], outs[1][0], atol=1e-6)
     assert torch.allclose(outs[0][1], outs[1][1], atol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_ssim_loss_gradient_matches_autograd(path: str, masked: bool) -> None:
+    """The loss form (on the C path: value and gradient from one kernel call, no map kept), with and without a
+    mask weighting the pixels."""
+    a, b = _images((1, 3, 28, 36), torch.float32, seed=7)
+    mask = None
+    if masked:
+        mask = (torch.rand(1, 1, 28, 36, generator=torch.Generator().manual_seed(8)) > 0.3).float()
+    x = a.clone().requires_grad_()
+    ref_map = reference_ssim_map(x, b)
+    ref = 1 - (ref_map.mean() if mask is None else (ref_map * mask).sum() / mask.expand_as(ref_map).sum())
+    (g_ref,) = torch.autograd.grad(ref, (x,))
+    y = a.clone().requires_grad_()
+    got = ssim_loss(y, b, mask)
+    (g,) = torch.autograd.grad(3.0 * got, (y,))  # an upstream factor reaches the gradient
+    assert torch.allclose(got, ref, atol=1e-6)
+    assert torch.allclose(g, 3.0 * g_ref, atol=1e-3 * g_ref.abs().max(), rtol=1e-3)

@@ -127,6 +127,24 @@ class _SSIMMap(torch.autograd.Function):
         return ga, gb, None
 
 
+class _SSIMWeightedSum(torch.autograd.Function):
+    """``sum(weights * SSIM(a, b))`` through the C kernel (float32 CPU): the value and its gradient for ``a`` in one
+    call, so no per-pixel map or derivative is kept for backward (``b`` and ``weights`` carry no gradient)."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor | None,  # noqa: ANN001
+                taps: tuple[float, ...]) -> torch.Tensor:
+        total, ga = ssim_cpu.weighted_sum(a.contiguous(), b.contiguous(), taps, SSIM_C1, SSIM_C2, weights,
+                                          ctx.needs_input_grad[0])
+        ctx.save_for_backward(ga)
+        return a.new_tensor(total)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+        (ga,) = ctx.saved_tensors
+        return grad * ga, None, None, None
+
+
 def ssim_map(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """Per-pixel SSIM (B, C, H, W) with a separable Gaussian window and reflect padding (same size output)."""
     return _SSIMMap.apply(a, b, _taps(window, float(sigma)))
@@ -144,7 +162,14 @@ def l1_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = No
 
 
 def ssim_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """1 - mean SSIM."""
+    """1 - mean SSIM (weighted by ``mask`` when given)."""
+    if (not gt.requires_grad and (mask is None or not mask.requires_grad) and pred.dim() == 4
+            and ssim_cpu.usable(pred, gt)):
+        weights = None
+        if mask is not None:
+            m = mask.to(pred.dtype).expand_as(pred)
+            weights = (m / m.sum().clamp_min(1e-6)).contiguous()
+        return 1.0 - _SSIMWeightedSum.apply(pred, gt, weights, _taps(11, 1.5))
     return 1.0 - _wmean(ssim_map(pred, gt), mask)
 
 

@@ -211,6 +211,65 @@ CLONES int ssim_backward(const float *a, const float *b, const float *G, long pl
     free(work);
     return 0;
 }
+
+/* The loss form: total = sum(G * S) (G per pixel, or the scalar `uniform` where G is NULL) and, where ga is not
+   NULL, its gradient for a, in one call: the map and its derivatives never leave this function's buffers. */
+CLONES int ssim_weighted_sum(const float *a, const float *b, long planes, int H, int W, const float *g, int ntaps,
+                             float c1, float c2, const float *G, float uniform, double *total, float *ga) {
+    const int r = ntaps / 2;
+    const size_t HW = (size_t)H * W;
+    const size_t rows = 11 * (size_t)W + 5 * (size_t)(W + 2 * r);
+    float *work = (float *)malloc(sizeof(float) * (14 * HW + rows));
+    if (!work) return 1;
+    float *h = work, *p = work + 5 * HW, *t = p + 3 * HW, *adj = t + 3 * HW, *v = adj + 3 * HW;
+    float *buf = v + 11 * (size_t)W, *sr = v + 5 * (size_t)W, *qr = sr + W, *abr = qr + W, *ur = abr + W;
+    float *wr = ur + W, *dm = wr + W;
+    double acc = 0;
+    for (long pl = 0; pl < planes; pl++) {
+        const size_t off = (size_t)pl * HW;
+        hpass(a + off, b + off, H, W, g, r, h, buf);
+        for (int y = 0; y < H; y++) {
+            for (int q = 0; q < 5; q++) {
+                float *o = v + (size_t)q * W;
+                const float *src = h + q * HW;
+                const float *row = src + (size_t)refl(y - r, H) * W;
+                for (int x = 0; x < W; x++) o[x] = g[0] * row[x];
+                for (int k = 1; k <= 2 * r; k++) {
+                    const float gk = g[k];
+                    row = src + (size_t)refl(y + k - r, H) * W;
+                    for (int x = 0; x < W; x++) o[x] += gk * row[x];
+                }
+            }
+            const size_t o = off + (size_t)y * W;
+            const float *Gr = G ? G + o : NULL;
+            if (!ga) {
+                ssim_row(W, c1, c2, v, v + W, v + 2 * W, v + 3 * W, v + 4 * W, sr);
+            } else {
+                ssim_row_grad(W, c1, c2, v, v + W, v + 2 * W, v + 3 * W, v + 4 * W, sr, qr, abr, ur, wr);
+                mix_row(W, v + W, v, ur, wr, dm);  /* dS/dm_a */
+                float *pq = p + (size_t)y * W, *pab = p + HW + (size_t)y * W, *pma = p + 2 * HW + (size_t)y * W;
+                for (int x = 0; x < W; x++) {
+                    const float gx = Gr ? Gr[x] : uniform;
+                    pq[x] = gx * qr[x];
+                    pab[x] = gx * abr[x];
+                    pma[x] = gx * dm[x];
+                }
+            }
+            double rs = 0;
+            if (Gr) for (int x = 0; x < W; x++) rs += (double)Gr[x] * sr[x];
+            else { for (int x = 0; x < W; x++) rs += sr[x]; rs *= uniform; }
+            acc += rs;
+        }
+        if (ga) {
+            blur_adjoint(p, 3, H, W, g, r, t, buf, adj);
+            const float *xq = adj, *xab = adj + HW, *xm = adj + 2 * HW;
+            for (size_t i = 0; i < HW; i++) ga[off + i] = xm[i] + 2 * a[off + i] * xq[i] + b[off + i] * xab[i];
+        }
+    }
+    *total = acc;
+    free(work);
+    return 0;
+}
 """
 
 FLAGS = ("-O3", "-shared", "-fPIC", "-std=c99")
@@ -249,6 +308,9 @@ def _build() -> ctypes.CDLL:
     dll.ssim_forward.restype = ctypes.c_int
     dll.ssim_backward.argtypes = [fp, fp, fp, i64, i32, i32, fp, i32, fp, fp, fp, fp, fp, fp]
     dll.ssim_backward.restype = ctypes.c_int
+    dll.ssim_weighted_sum.argtypes = [fp, fp, i64, i32, i32, fp, i32, f32, f32, fp, f32,
+                                      ctypes.POINTER(ctypes.c_double), fp]
+    dll.ssim_weighted_sum.restype = ctypes.c_int
     return dll
 
 
@@ -319,3 +381,21 @@ def backward(a: torch.Tensor, b: torch.Tensor, grad: torch.Tensor, taps: tuple[f
     if rc != 0:
         raise MemoryError("SSIM kernel: out of memory")
     return ga, gb
+
+
+def weighted_sum(a: torch.Tensor, b: torch.Tensor, taps: tuple[float, ...], c1: float, c2: float,
+                 weights: torch.Tensor | None, need_grad: bool) -> tuple[float, torch.Tensor | None]:
+    """``sum(weights * SSIM(a, b))`` (``weights`` contiguous like ``a``, or None for a uniform ``1 / a.numel()``)
+    and its gradient for ``a`` when ``need_grad``; ``a`` and ``b`` contiguous float32 (…, H, W)."""
+    lib = _lib()
+    assert lib is not None
+    h, w = a.shape[-2:]
+    planes = a.numel() // (h * w)
+    ga = torch.empty_like(a) if need_grad else None
+    total = ctypes.c_double()
+    g = _taps_array(taps)
+    rc = lib.ssim_weighted_sum(a.data_ptr(), b.data_ptr(), planes, h, w, g.data_ptr(), len(taps), c1, c2,
+                               _ptr(weights), 1.0 / a.numel(), ctypes.byref(total), _ptr(ga))
+    if rc != 0:
+        raise MemoryError("SSIM kernel: out of memory")
+    return total.value, ga
