@@ -153,3 +153,27 @@ def test_ssim_loss_gradient_matches_autograd(path: str, masked: bool) -> None:
     (g,) = torch.autograd.grad(3.0 * got, (y,))  # an upstream factor reaches the gradient
     assert torch.allclose(got, ref, atol=1e-6)
     assert torch.allclose(g, 3.0 * g_ref, atol=1e-3 * g_ref.abs().max(), rtol=1e-3)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_photometric_loss_gradient_matches_autograd(path: str, masked: bool) -> None:
+    """L1 and SSIM together (the C path streams both through one pass), pixels where a == b included."""
+    a, b = _images((2, 3, 21, 40), torch.float32, seed=9)
+    a[0, 0, :3] = b[0, 0, :3]  # |a - b| has no slope at 0: autograd's abs takes 0 there, so must the kernel
+    mask = (torch.rand(2, 1, 21, 40, generator=torch.Generator().manual_seed(10)) > 0.5).float() if masked else None
+
+    def reference(x: torch.Tensor) -> torch.Tensor:
+        l1, s = (x - b).abs(), reference_ssim_map(x, b)
+        if mask is None:
+            return 0.8 * l1.mean() + 0.2 * (1 - s.mean())
+        m = mask.expand_as(s)
+        return 0.8 * (l1 * m).sum() / m.sum() + 0.2 * (1 - (s * m).sum() / m.sum())
+
+    x = a.clone().requires_grad_()
+    want = reference(x)
+    (g_want,) = torch.autograd.grad(want, (x,))
+    y = a.clone().requires_grad_()
+    got = photometric_loss(y, b, 0.2, mask)
+    (g,) = torch.autograd.grad(got, (y,))
+    assert torch.allclose(got, want, atol=1e-6)
+    assert torch.allclose(g, g_want, atol=1e-3 * g_want.abs().max(), rtol=1e-3)

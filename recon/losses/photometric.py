@@ -127,22 +127,34 @@ class _SSIMMap(torch.autograd.Function):
         return ga, gb, None
 
 
-class _SSIMWeightedSum(torch.autograd.Function):
-    """``sum(weights * SSIM(a, b))`` through the C kernel (float32 CPU): the value and its gradient for ``a`` in one
-    call, so no per-pixel map or derivative is kept for backward (``b`` and ``weights`` carry no gradient)."""
+class _Photometric(torch.autograd.Function):
+    """``l1_weight * sum(w |a - b|) + ssim_weight * (1 - sum(w SSIM(a, b)))`` through the C kernel (float32 CPU):
+    value and gradient for ``a`` from one streaming pass, nothing per pixel kept for backward (``b`` and the pixel
+    weights ``w``, uniform when None, carry no gradient)."""
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor | None,  # noqa: ANN001
-                taps: tuple[float, ...]) -> torch.Tensor:
-        total, ga = ssim_cpu.weighted_sum(a.contiguous(), b.contiguous(), taps, SSIM_C1, SSIM_C2, weights,
-                                          ctx.needs_input_grad[0])
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor | None, l1_weight: float,  # noqa: ANN001
+                ssim_weight: float, taps: tuple[float, ...]) -> torch.Tensor:
+        l1, ssim, ga = ssim_cpu.photometric(a.contiguous(), b.contiguous(), taps, SSIM_C1, SSIM_C2, weights,
+                                            l1_weight, -ssim_weight, ctx.needs_input_grad[0])
         ctx.save_for_backward(ga)
-        return a.new_tensor(total)
+        return a.new_tensor(l1_weight * l1 + ssim_weight * (1.0 - ssim))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
         (ga,) = ctx.saved_tensors
-        return grad * ga, None, None, None
+        return grad * ga, None, None, None, None, None
+
+
+def _fused_weights(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None) -> tuple[bool, torch.Tensor | None]:
+    """Whether the C kernel takes this loss, and its pixel weights (``mask`` normalised, None when uniform)."""
+    if (gt.requires_grad or (mask is not None and mask.requires_grad) or pred.dim() != 4
+            or not ssim_cpu.usable(pred, gt)):
+        return False, None
+    if mask is None:
+        return True, None
+    m = mask.to(pred.dtype).expand_as(pred)
+    return True, (m / m.sum().clamp_min(1e-6)).contiguous()
 
 
 def ssim_map(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -163,19 +175,19 @@ def l1_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = No
 
 def ssim_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """1 - mean SSIM (weighted by ``mask`` when given)."""
-    if (not gt.requires_grad and (mask is None or not mask.requires_grad) and pred.dim() == 4
-            and ssim_cpu.usable(pred, gt)):
-        weights = None
-        if mask is not None:
-            m = mask.to(pred.dtype).expand_as(pred)
-            weights = (m / m.sum().clamp_min(1e-6)).contiguous()
-        return 1.0 - _SSIMWeightedSum.apply(pred, gt, weights, _taps(11, 1.5))
+    fused, weights = _fused_weights(pred, gt, mask)
+    if fused:
+        return _Photometric.apply(pred, gt, weights, 0.0, 1.0, _taps(11, 1.5))
     return 1.0 - _wmean(ssim_map(pred, gt), mask)
 
 
 def photometric_loss(pred: torch.Tensor, gt: torch.Tensor, ssim_lambda: float = 0.2,
                      mask: torch.Tensor | None = None) -> torch.Tensor:
     """The 3DGS image loss: (1 - lambda) * L1 + lambda * (1 - SSIM)."""
+    if ssim_lambda > 0:
+        fused, weights = _fused_weights(pred, gt, mask)
+        if fused:
+            return _Photometric.apply(pred, gt, weights, 1.0 - ssim_lambda, ssim_lambda, _taps(11, 1.5))
     loss = (1.0 - ssim_lambda) * l1_loss(pred, gt, mask)
     if ssim_lambda > 0:
         loss = loss + ssim_lambda * ssim_loss(pred, gt, mask)

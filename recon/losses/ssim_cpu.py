@@ -38,30 +38,37 @@ SOURCE = r"""
 
 static inline int refl(int i, int n) { return i < 0 ? -i : (i >= n ? 2 * (n - 1) - i : i); }
 
-/* Horizontal pass of one plane: out[q][y][x] = sum_k g[k] f_q(refl(x + k - r)) for the five statistics
-   f = (a, b, a a, b b, a b), k = 0 .. 2r. */
-HELPER void hpass(const float *a, const float *b, int H, int W, const float *g, int r, float *out, float *buf) {
+/* Horizontal pass of row y of one plane into out (5 x W): the five statistics, as hpass does for every row. */
+HELPER void hrow(const float *a, const float *b, int y, int W, const float *g, int r, float *out, float *buf) {
     const int Wp = W + 2 * r;
+    const float *ra = a + (size_t)y * W, *rb = b + (size_t)y * W;
+    float *pa = buf, *pb = buf + Wp, *paa = buf + 2 * Wp, *pbb = buf + 3 * Wp, *pab = buf + 4 * Wp;
+    for (int x = 0; x < Wp; x++) {
+        const int s = refl(x - r, W);
+        const float va = ra[s], vb = rb[s];
+        pa[x] = va; pb[x] = vb; paa[x] = va * va; pbb[x] = vb * vb; pab[x] = va * vb;
+    }
+    for (int q = 0; q < 5; q++) {
+        const float *p = buf + (size_t)q * Wp;
+        float *o = out + (size_t)q * W;
+        const float g0 = g[0];
+        for (int x = 0; x < W; x++) o[x] = g0 * p[x];
+        for (int k = 1; k <= 2 * r; k++) {
+            const float gk = g[k];
+            const float *pk = p + k;
+            for (int x = 0; x < W; x++) o[x] += gk * pk[x];
+        }
+    }
+}
+
+/* Horizontal pass of one plane: out[q][y][x] = sum_k g[k] f_q(refl(x + k - r)) for the five statistics
+   f = (a, b, a a, b b, a b), k = 0 .. 2r; out is 5 planes of H x W. */
+HELPER void hpass(const float *a, const float *b, int H, int W, const float *g, int r, float *out, float *buf) {
     const size_t HW = (size_t)H * W;
+    float *row = buf + 5 * (size_t)(W + 2 * r);
     for (int y = 0; y < H; y++) {
-        const float *ra = a + (size_t)y * W, *rb = b + (size_t)y * W;
-        float *pa = buf, *pb = buf + Wp, *paa = buf + 2 * Wp, *pbb = buf + 3 * Wp, *pab = buf + 4 * Wp;
-        for (int x = 0; x < Wp; x++) {
-            const int s = refl(x - r, W);
-            const float va = ra[s], vb = rb[s];
-            pa[x] = va; pb[x] = vb; paa[x] = va * va; pbb[x] = vb * vb; pab[x] = va * vb;
-        }
-        for (int q = 0; q < 5; q++) {
-            const float *p = buf + (size_t)q * Wp;
-            float *o = out + q * HW + (size_t)y * W;
-            const float g0 = g[0];
-            for (int x = 0; x < W; x++) o[x] = g0 * p[x];
-            for (int k = 1; k <= 2 * r; k++) {
-                const float gk = g[k];
-                const float *pk = p + k;
-                for (int x = 0; x < W; x++) o[x] += gk * pk[x];
-            }
-        }
+        hrow(a, b, y, W, g, r, row, buf);
+        for (int q = 0; q < 5; q++) memcpy(out + q * HW + (size_t)y * W, row + (size_t)q * W, sizeof(float) * W);
     }
 }
 
@@ -212,61 +219,107 @@ CLONES int ssim_backward(const float *a, const float *b, const float *G, long pl
     return 0;
 }
 
-/* The loss form: total = sum(G * S) (G per pixel, or the scalar `uniform` where G is NULL) and, where ga is not
-   NULL, its gradient for a, in one call: the map and its derivatives never leave this function's buffers. */
-CLONES int ssim_weighted_sum(const float *a, const float *b, long planes, int H, int W, const float *g, int ntaps,
-                             float c1, float c2, const float *G, float uniform, double *total, float *ga) {
-    const int r = ntaps / 2;
-    const size_t HW = (size_t)H * W;
-    const size_t rows = 11 * (size_t)W + 5 * (size_t)(W + 2 * r);
-    float *work = (float *)malloc(sizeof(float) * (14 * HW + rows));
+HELPER void axpy_row(int W, float s, const float *restrict x, float *restrict y) {
+    for (int i = 0; i < W; i++) y[i] += s * x[i];
+}
+
+/* Row j of the gradient, once every output row that gathered from input row j has been scattered into its
+   vertical-adjoint row t (3 x W: the q, q_ab and m_a parts): horizontal adjoint, then
+   ga = k_ssim (x_m + 2 a x_q + b x_ab) + k_l1 G sign(a - b). */
+HELPER void finish_row(const float *a, const float *b, const float *G, float uniform, float k_l1, float k_ssim,
+                       int j, int W, const float *g, int r, float *t, float *zp, float *adj, float *ga) {
+    const int Wp = W + 2 * r;
+    for (int m = 0; m < 3; m++) {
+        float *src = t + (size_t)m * W, *dst = adj + (size_t)m * W;
+        memset(zp, 0, sizeof(float) * Wp);
+        for (int k = 0; k <= 2 * r; k++) axpy_row(W, g[k], src, zp + k);
+        for (int x = 0; x < W; x++) dst[x] = zp[x + r];
+        for (int x = 0; x < r; x++) dst[r - x] += zp[x];
+        for (int x = W + r; x < Wp; x++) dst[2 * (W - 1) - (x - r)] += zp[x];
+        memset(src, 0, sizeof(float) * W);  /* the slot is reused by row j + 2r + 1 */
+    }
+    const size_t o = (size_t)j * W;
+    const float *ar = a + o, *br = b + o, *xq = adj, *xab = adj + W, *xm = adj + 2 * W;
+    float *gr = ga + o;
+    for (int x = 0; x < W; x++) {
+        const float d = ar[x] - br[x];
+        const float sg = (float)((d > 0) - (d < 0));
+        const float gx = G ? G[o + x] : uniform;
+        gr[x] = k_ssim * (xm[x] + 2 * ar[x] * xq[x] + br[x] * xab[x]) + k_l1 * gx * sg;
+    }
+}
+
+/* The photometric loss form over planes images (H x W) of a (rendered) and b (target):
+   l1 = sum(G |a - b|), ssim = sum(G S) with G per pixel (or the scalar `uniform` where G is NULL) and, where ga is
+   not NULL, ga = k_l1 dl1/da + k_ssim dssim/da. Rows stream through ring buffers of 2r + 1 rows (horizontal
+   statistics, vertical adjoint), so the working set stays in cache whatever the image size. */
+CLONES int photometric_weighted(const float *a, const float *b, long planes, int H, int W, const float *g,
+                                int ntaps, float c1, float c2, const float *G, float uniform, float k_l1,
+                                float k_ssim, double *l1_total, double *ssim_total, float *ga) {
+    const int r = ntaps / 2, R = 2 * r + 1;
+    const size_t RW = (size_t)R * W;
+    float *work = (float *)malloc(sizeof(float) * (5 * RW + 3 * RW + 20 * (size_t)W + 6 * (size_t)(W + 2 * r)));
     if (!work) return 1;
-    float *h = work, *p = work + 5 * HW, *t = p + 3 * HW, *adj = t + 3 * HW, *v = adj + 3 * HW;
-    float *buf = v + 11 * (size_t)W, *sr = v + 5 * (size_t)W, *qr = sr + W, *abr = qr + W, *ur = abr + W;
-    float *wr = ur + W, *dm = wr + W;
-    double acc = 0;
+    float *hr = work, *tr = hr + 5 * RW, *v = tr + 3 * RW, *sr = v + 5 * (size_t)W, *qr = sr + W, *abr = qr + W;
+    float *ur = abr + W, *wr = ur + W, *dm = wr + W, *pr = dm + W, *adj = pr + 3 * (size_t)W;
+    float *buf = adj + 3 * (size_t)W, *zp = buf + 5 * (size_t)(W + 2 * r);
+    double acc_s = 0, acc_l1 = 0;
     for (long pl = 0; pl < planes; pl++) {
-        const size_t off = (size_t)pl * HW;
-        hpass(a + off, b + off, H, W, g, r, h, buf);
+        const size_t off = (size_t)pl * H * W;
+        const float *ap = a + off, *bp = b + off, *Gp = G ? G + off : NULL;
+        float *gp = ga ? ga + off : NULL;
+        memset(tr, 0, sizeof(float) * 3 * RW);
+        int next = 0;  /* next row whose horizontal statistics are computed */
         for (int y = 0; y < H; y++) {
-            for (int q = 0; q < 5; q++) {
+            const int need = y + r < H ? y + r : H - 1;
+            for (; next <= need; next++) hrow(ap, bp, next, W, g, r, hr + (size_t)(next % R) * 5 * W, buf);
+            for (int q = 0; q < 5; q++) {  /* vertical pass of row y, same order of sums as the torch path */
                 float *o = v + (size_t)q * W;
-                const float *src = h + q * HW;
-                const float *row = src + (size_t)refl(y - r, H) * W;
+                const float *row = hr + (size_t)(refl(y - r, H) % R) * 5 * W + (size_t)q * W;
                 for (int x = 0; x < W; x++) o[x] = g[0] * row[x];
-                for (int k = 1; k <= 2 * r; k++) {
-                    const float gk = g[k];
-                    row = src + (size_t)refl(y + k - r, H) * W;
-                    for (int x = 0; x < W; x++) o[x] += gk * row[x];
-                }
+                for (int k = 1; k <= 2 * r; k++)
+                    axpy_row(W, g[k], hr + (size_t)(refl(y + k - r, H) % R) * 5 * W + (size_t)q * W, o);
             }
-            const size_t o = off + (size_t)y * W;
-            const float *Gr = G ? G + o : NULL;
-            if (!ga) {
+            const size_t o = (size_t)y * W;
+            const float *Gr = Gp ? Gp + o : NULL;
+            double rl1 = 0, rs = 0;
+            for (int x = 0; x < W; x++) {
+                const float d = ap[o + x] - bp[o + x];
+                const float ad = d < 0 ? -d : d;
+                rl1 += Gr ? (double)Gr[x] * ad : ad;
+            }
+            if (!gp) {
                 ssim_row(W, c1, c2, v, v + W, v + 2 * W, v + 3 * W, v + 4 * W, sr);
             } else {
                 ssim_row_grad(W, c1, c2, v, v + W, v + 2 * W, v + 3 * W, v + 4 * W, sr, qr, abr, ur, wr);
                 mix_row(W, v + W, v, ur, wr, dm);  /* dS/dm_a */
-                float *pq = p + (size_t)y * W, *pab = p + HW + (size_t)y * W, *pma = p + 2 * HW + (size_t)y * W;
+                float *pq = pr, *pab = pr + W, *pma = pr + 2 * W;
                 for (int x = 0; x < W; x++) {
                     const float gx = Gr ? Gr[x] : uniform;
                     pq[x] = gx * qr[x];
                     pab[x] = gx * abr[x];
                     pma[x] = gx * dm[x];
                 }
+                for (int k = 0; k <= 2 * r; k++) {  /* vertical adjoint: scatter row y where it was gathered from */
+                    float *dst = tr + (size_t)(refl(y + k - r, H) % R) * 3 * W;
+                    for (int m = 0; m < 3; m++) axpy_row(W, g[k], pr + (size_t)m * W, dst + (size_t)m * W);
+                }
+                if (y - r >= 0)
+                    finish_row(ap, bp, Gp, uniform, k_l1, k_ssim, y - r, W, g, r,
+                               tr + (size_t)((y - r) % R) * 3 * W, zp, adj, gp);
             }
-            double rs = 0;
             if (Gr) for (int x = 0; x < W; x++) rs += (double)Gr[x] * sr[x];
-            else { for (int x = 0; x < W; x++) rs += sr[x]; rs *= uniform; }
-            acc += rs;
+            else { for (int x = 0; x < W; x++) rs += sr[x]; rs *= uniform; rl1 *= uniform; }
+            acc_s += rs;
+            acc_l1 += rl1;
         }
-        if (ga) {
-            blur_adjoint(p, 3, H, W, g, r, t, buf, adj);
-            const float *xq = adj, *xab = adj + HW, *xm = adj + 2 * HW;
-            for (size_t i = 0; i < HW; i++) ga[off + i] = xm[i] + 2 * a[off + i] * xq[i] + b[off + i] * xab[i];
-        }
+        if (gp)
+            for (int j = H - r > 0 ? H - r : 0; j < H; j++)
+                finish_row(ap, bp, Gp, uniform, k_l1, k_ssim, j, W, g, r, tr + (size_t)(j % R) * 3 * W, zp, adj,
+                           gp);
     }
-    *total = acc;
+    *l1_total = acc_l1;
+    *ssim_total = acc_s;
     free(work);
     return 0;
 }
@@ -308,9 +361,9 @@ def _build() -> ctypes.CDLL:
     dll.ssim_forward.restype = ctypes.c_int
     dll.ssim_backward.argtypes = [fp, fp, fp, i64, i32, i32, fp, i32, fp, fp, fp, fp, fp, fp]
     dll.ssim_backward.restype = ctypes.c_int
-    dll.ssim_weighted_sum.argtypes = [fp, fp, i64, i32, i32, fp, i32, f32, f32, fp, f32,
-                                      ctypes.POINTER(ctypes.c_double), fp]
-    dll.ssim_weighted_sum.restype = ctypes.c_int
+    dptr = ctypes.POINTER(ctypes.c_double)
+    dll.photometric_weighted.argtypes = [fp, fp, i64, i32, i32, fp, i32, f32, f32, fp, f32, f32, f32, dptr, dptr, fp]
+    dll.photometric_weighted.restype = ctypes.c_int
     return dll
 
 
@@ -383,19 +436,22 @@ def backward(a: torch.Tensor, b: torch.Tensor, grad: torch.Tensor, taps: tuple[f
     return ga, gb
 
 
-def weighted_sum(a: torch.Tensor, b: torch.Tensor, taps: tuple[float, ...], c1: float, c2: float,
-                 weights: torch.Tensor | None, need_grad: bool) -> tuple[float, torch.Tensor | None]:
-    """``sum(weights * SSIM(a, b))`` (``weights`` contiguous like ``a``, or None for a uniform ``1 / a.numel()``)
-    and its gradient for ``a`` when ``need_grad``; ``a`` and ``b`` contiguous float32 (…, H, W)."""
+def photometric(a: torch.Tensor, b: torch.Tensor, taps: tuple[float, ...], c1: float, c2: float,
+                weights: torch.Tensor | None, k_l1: float, k_ssim: float, need_grad: bool
+                ) -> tuple[float, float, torch.Tensor | None]:
+    """``sum(w |a - b|)``, ``sum(w SSIM(a, b))`` (``weights`` w contiguous like ``a``, or None for a uniform
+    ``1 / a.numel()``) and, when ``need_grad``, ``k_l1`` times the first's gradient for ``a`` plus ``k_ssim`` times
+    the second's; ``a`` and ``b`` contiguous float32 (…, H, W)."""
     lib = _lib()
     assert lib is not None
     h, w = a.shape[-2:]
     planes = a.numel() // (h * w)
     ga = torch.empty_like(a) if need_grad else None
-    total = ctypes.c_double()
+    l1, ssim = ctypes.c_double(), ctypes.c_double()
     g = _taps_array(taps)
-    rc = lib.ssim_weighted_sum(a.data_ptr(), b.data_ptr(), planes, h, w, g.data_ptr(), len(taps), c1, c2,
-                               _ptr(weights), 1.0 / a.numel(), ctypes.byref(total), _ptr(ga))
+    rc = lib.photometric_weighted(a.data_ptr(), b.data_ptr(), planes, h, w, g.data_ptr(), len(taps), c1, c2,
+                                  _ptr(weights), 1.0 / a.numel(), k_l1, k_ssim, ctypes.byref(l1), ctypes.byref(ssim),
+                                  _ptr(ga))
     if rc != 0:
         raise MemoryError("SSIM kernel: out of memory")
-    return total.value, ga
+    return l1.value, ssim.value, ga
