@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from recon.model import sky as sky_mod
@@ -77,3 +78,44 @@ def test_budget_caps_the_cache(monkeypatch) -> None:  # noqa: ANN001
     vm, K = _camera(0.9)
     assert torch.equal(m.for_view(vm, K, 32, 24), _uncached(m, vm, K, 32, 24))
     assert len(m._grids) == 1
+
+
+def _torch_composite(m: SkyModel, rgb: torch.Tensor, alpha: torch.Tensor, viewmat: torch.Tensor, K: torch.Tensor,
+                     w: int, h: int) -> torch.Tensor:
+    return rgb + (1.0 - alpha)[..., None] * _uncached(m, viewmat, K, w, h)
+
+
+@pytest.mark.parametrize("yaw", [0.3, 2.9])  # 2.9: the view straddles the texture's azimuth seam
+def test_composite_matches_torch_values_and_gradients(yaw: float) -> None:
+    from recon.model import sky_cpu
+
+    if not sky_cpu.usable(torch.zeros(1)):
+        pytest.skip("no C compiler for the sky kernel on this machine")
+    m = _model(1)
+    viewmat, K = _camera(yaw)
+    g = torch.Generator().manual_seed(4)
+    rgb0, alpha0 = torch.rand(24, 32, 3, generator=g), torch.rand(24, 32, generator=g)
+    alpha0[:4] = 0.0  # pure sky rows
+    up = torch.randn(24, 32, 3, generator=g)
+    outs = []
+    for fn in (_torch_composite, lambda *a: a[0].composite(*a[1:])):
+        rgb, alpha = rgb0.clone().requires_grad_(), alpha0.clone().requires_grad_()
+        out = fn(m, rgb, alpha, viewmat, K, 32, 24)
+        grads = torch.autograd.grad((out * up).sum(), (rgb, alpha, m.texture))
+        outs.append((out.detach(), grads))
+    (o1, g1), (o2, g2) = outs
+    assert torch.allclose(o1, o2, atol=1e-6)
+    for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, atol=1e-5 * max(1.0, b.abs().max().item()))
+    assert g2[2].abs().sum() > 0
+
+
+def test_composite_without_gradients_and_with_the_kernel_disabled(monkeypatch) -> None:  # noqa: ANN001
+    m = _model(2)
+    viewmat, K = _camera(0.8)
+    rgb, alpha = torch.rand(24, 32, 3), torch.rand(24, 32)
+    want = _torch_composite(m, rgb, alpha, viewmat, K, 32, 24).detach()
+    with torch.no_grad():
+        assert torch.allclose(m.composite(rgb, alpha, viewmat, K, 32, 24), want, atol=1e-6)
+    monkeypatch.setenv("RECON_DISABLE_C_SKY", "1")
+    assert torch.allclose(m.composite(rgb, alpha, viewmat, K, 32, 24).detach(), want, atol=1e-6)

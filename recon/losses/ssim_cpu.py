@@ -4,37 +4,24 @@ Same maths as the torch path of :class:`recon.losses.photometric._SSIMMap` (11-t
 the hand-written gradient), but each image row is blurred while it is in cache, and the five local statistics, the
 map and its derivatives come out of one pass: several times faster than a chain of torch operations on small images.
 
-The C source below has no dependency beyond the C standard library, so it compiles in well under a second with the
-system C compiler (``$CC``, else ``cc``) into ``$RECON_EXT_CACHE`` (else ``~/.cache/recon/c_kernels``); the file name
-carries a hash of the source and flags, so a changed kernel never loads a stale build. When no compiler is found or
-``RECON_DISABLE_C_SSIM`` is set, :func:`available` is False and the torch path is used.
+The C source below is built on first use by :mod:`recon.losses.c_build` (the system C compiler, well under a
+second). When it cannot be built or ``RECON_DISABLE_C_SSIM`` is set, :func:`available` is False and the torch path is
+used.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import torch
+
+from recon.losses.c_build import MULTIVERSION, cpu_float32, load_library, ptr
 
 SOURCE = r"""
 #include <stdlib.h>
 #include <string.h>
-
-/* The entry points are compiled twice on x86-64 (AVX2 and the baseline), the loader picking one at run time; the
-   helpers are inlined into each. No FMA contraction (ISO C mode): both versions round alike. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__APPLE__) && !defined(RECON_NO_CLONES)
-#define CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CLONES
-#endif
-#define HELPER static inline __attribute__((always_inline))
+""" + MULTIVERSION + r"""
 
 static inline int refl(int i, int n) { return i < 0 ? -i : (i >= n ? 2 * (n - 1) - i : i); }
 
@@ -325,56 +312,18 @@ CLONES int photometric_weighted(const float *a, const float *b, long planes, int
 }
 """
 
-FLAGS = ("-O3", "-shared", "-fPIC", "-std=c99")
-_state: dict[str, object] = {}
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("RECON_EXT_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "recon") / "c_kernels"
-
-
-def _build() -> ctypes.CDLL:
-    """Compile (once per source version) and load the kernel library; raises RuntimeError on failure."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if not cc:
-        raise RuntimeError("no C compiler found (set CC)")
-    tag = hashlib.sha1((SOURCE + " ".join(FLAGS)).encode()).hexdigest()[:16]
-    out_dir = _cache_dir()
-    lib = out_dir / f"recon_ssim_{tag}.so"
-    if not lib.is_file():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:  # private names: concurrent builds do not collide
-            src, obj = Path(tmp) / "ssim.c", Path(tmp) / "ssim.so"
-            src.write_text(SOURCE)
-            res = subprocess.run([cc, *FLAGS, "-o", str(obj), str(src)], capture_output=True, text=True)
-            if res.returncode != 0:  # a toolchain without function multi-versioning: the baseline build alone
-                res = subprocess.run([cc, *FLAGS, "-DRECON_NO_CLONES", "-o", str(obj), str(src)],
-                                     capture_output=True, text=True)
-            if res.returncode != 0:
-                last = (res.stderr.strip().splitlines() or ["compiler failed"])[-1]
-                raise RuntimeError(f"compiling the SSIM kernel failed: {last}")
-            os.replace(obj, lib)  # atomic: another process sees the whole library or none
-    dll = ctypes.CDLL(str(lib))
+def _declare(dll: ctypes.CDLL) -> None:
     fp, i64, i32, f32 = ctypes.c_void_p, ctypes.c_long, ctypes.c_int, ctypes.c_float
-    dll.ssim_forward.argtypes = [fp, fp, i64, i32, i32, fp, i32, f32, f32, fp, fp, fp, fp, fp]
-    dll.ssim_forward.restype = ctypes.c_int
-    dll.ssim_backward.argtypes = [fp, fp, fp, i64, i32, i32, fp, i32, fp, fp, fp, fp, fp, fp]
-    dll.ssim_backward.restype = ctypes.c_int
     dptr = ctypes.POINTER(ctypes.c_double)
+    dll.ssim_forward.argtypes = [fp, fp, i64, i32, i32, fp, i32, f32, f32, fp, fp, fp, fp, fp]
+    dll.ssim_backward.argtypes = [fp, fp, fp, i64, i32, i32, fp, i32, fp, fp, fp, fp, fp, fp]
     dll.photometric_weighted.argtypes = [fp, fp, i64, i32, i32, fp, i32, f32, f32, fp, f32, f32, f32, dptr, dptr, fp]
-    dll.photometric_weighted.restype = ctypes.c_int
-    return dll
+    for f in (dll.ssim_forward, dll.ssim_backward, dll.photometric_weighted):
+        f.restype = ctypes.c_int
 
 
 def _lib() -> ctypes.CDLL | None:
-    if "lib" not in _state:
-        try:
-            _state["lib"] = _build()
-        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-            print(f"recon.losses: C SSIM kernel unavailable ({exc}); using the torch path", file=sys.stderr)
-            _state["lib"] = None
-    return _state["lib"]  # type: ignore[return-value]
+    return load_library("recon_ssim", SOURCE, _declare)
 
 
 def available() -> bool:
@@ -383,12 +332,11 @@ def available() -> bool:
 
 
 def usable(*tensors: torch.Tensor) -> bool:
-    """The kernel handles contiguous-able float32 CPU tensors, when it is available."""
-    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors) and available()
+    """The kernel handles float32 CPU tensors (made contiguous), when it is available."""
+    return cpu_float32(*tensors) and available()
 
 
-def _ptr(t: torch.Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
+_ptr = ptr
 
 
 def _taps_array(taps: tuple[float, ...]) -> torch.Tensor:

@@ -47,8 +47,11 @@ def render_frame(gaussians: dict[str, torch.Tensor], viewmat: torch.Tensor, K: t
         viewmat[None], K[None], width, height, sh_degree=sh_degree, render_mode="RGB+ED",
         rasterize_mode="antialiased" if antialiased else "classic", backend=backend,
     )
-    rgb, depth, alpha = colors[0, ..., :3], colors[0, ..., 3], alphas[0, ..., 0]
+    # views of the one camera's channels: their backward is a reshape and one concatenation, not a zero-filled
+    # full-size buffer per index as with colors[0, ..., :3]
+    rgb, depth = colors.squeeze(0).split((3, 1), dim=-1)
+    depth, alpha = depth.squeeze(-1), alphas.squeeze(0).squeeze(-1)
     if sky is not None:
-        rgb = rgb + (1.0 - alpha)[..., None] * sky.for_view(viewmat, K, width, height)
+        rgb = sky.composite(rgb, alpha, viewmat, K, width, height)
     return RenderOutput(rgb=rgb.clamp(0.0, 1.0) if not rgb.requires_grad else rgb, depth=depth, alpha=alpha,
                         info=info)

@@ -7,7 +7,7 @@ on sky pixels, so the sky does not fill with floaters.
 
 A view's rays, and so where its pixels sample the texture, depend only on the camera: :meth:`SkyModel.for_view`
 keeps each camera's sampling grid while the camera tensors live and are unchanged, so a training step pays for the
-texture lookup alone.
+texture lookup alone; :meth:`SkyModel.composite` does lookup and compositing in one C kernel on the CPU.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from recon.model import sky_cpu
 
 GRID_CACHE_BYTES = 256 * 2**20
 """Memory for cached sampling grids (8 bytes a pixel); views beyond it are recomputed at every call."""
@@ -70,8 +72,25 @@ class SkyModel(torch.nn.Module):
         """Sky colour (H, W, 3) behind every pixel of the camera world-to-camera ``viewmat`` (4, 4), intrinsics
         ``K`` (3, 3). The sampling grid is cached per camera (the same tensor objects, not modified since); a
         camera whose pose or intrinsics require gradients is never cached."""
-        if viewmat.requires_grad or K.requires_grad:
+        grid = self._view_grid(viewmat, K, width, height)
+        if grid is None:
             return self(ray_directions(torch.linalg.inv(viewmat), K, width, height))
+        return self.lookup(grid, (height, width))
+
+    def composite(self, rgb: torch.Tensor, alpha: torch.Tensor, viewmat: torch.Tensor, K: torch.Tensor, width: int,
+                  height: int) -> torch.Tensor:
+        """``rgb + (1 - alpha) * sky`` for the Gaussians' colour ``rgb`` (H, W, 3) and opacity ``alpha`` (H, W) seen
+        by the camera (``viewmat``, ``K``): one C kernel for float32 CPU tensors (:mod:`recon.model.sky_cpu`),
+        torch otherwise."""
+        grid = self._view_grid(viewmat, K, width, height)
+        if grid is not None and sky_cpu.usable(rgb, alpha, self.texture, grid):
+            return sky_cpu.SkyComposite.apply(rgb, alpha, self.texture, grid)
+        return rgb + (1.0 - alpha)[..., None] * self.for_view(viewmat, K, width, height)
+
+    def _view_grid(self, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int) -> torch.Tensor | None:
+        """The camera's cached sampling grid (computed now if absent); None for a camera with gradients."""
+        if viewmat.requires_grad or K.requires_grad:
+            return None
         key = (id(viewmat), id(K), int(width), int(height))
         versions = (viewmat._version, K._version, self.up._version)
         hit = self._grids.get(key)
@@ -79,11 +98,11 @@ class SkyModel(torch.nn.Module):
             refs, ver, grid = hit
             if ver == versions and all(r() is t for r, t in zip(refs, (viewmat, K, self.up))) \
                     and grid.device == self.texture.device:
-                return self.lookup(grid, (height, width))
+                return grid
         with torch.no_grad():
             grid = self.grid(ray_directions(torch.linalg.inv(viewmat), K, width, height))
         self._remember(key, (weakref.ref(viewmat), weakref.ref(K), weakref.ref(self.up)), versions, grid)
-        return self.lookup(grid, (height, width))
+        return grid
 
     def _remember(self, key: tuple[int, int, int, int], refs: tuple[Any, ...], versions: tuple[int, ...],
                   grid: torch.Tensor) -> None:
