@@ -7,7 +7,13 @@ elsewhere it is reported as skipped. Gaussians come from the synthetic street's 
 with scales from nearest-neighbour distances and the first front frame's camera, or from a random street-like scene
 in front of a camera (``--random``, or when the generator is unavailable).
 
-    python benchmarks/bench_rasterizer.py [--quick] [--random] [--threads 2]
+``--profile`` also splits forward+backward (C++ path) into its stages, medians over the repetitions: EWA projection,
+tile binning (boxes, depth sort, dealing into tiles), compositing forward, compositing backward (per-pixel recompute,
+back-to-front gradient walk, per-thread gradient buffers and their sum), projection backward, and the rest (Python
+and autograd between the kernels, SH/colour set-up, output and gradient tensors).
+
+    python benchmarks/bench_rasterizer.py [--quick] [--random] [--threads 2] [--profile]
+                                          [--sizes 320x192 ...] [--counts 100000 ...]
 """
 
 from __future__ import annotations
@@ -71,6 +77,30 @@ def street_scene(n: int, width: int, height: int, cache: Path):
     return torch.tensor(means, dtype=torch.float32), scales, viewmat, torch.tensor(K, dtype=torch.float32)
 
 
+STAGES = (("project_fwd", "project"), ("isect_tiles", "binning"), ("rasterize_fwd", "composite"),
+          ("rasterize_bwd", "composite bwd"), ("project_bwd", "project bwd"))
+
+
+def stage_timer() -> dict[str, float]:
+    """Wrap the C++ extension's kernels so each call adds its wall time (seconds) to the returned dict."""
+    from recon.render.cpp_ext import load_extension
+
+    ext = load_extension()
+    acc = {label: 0.0 for _, label in STAGES}
+    for fn_name, label in STAGES:
+        orig = getattr(ext, fn_name)
+
+        def timed(*args, _orig=orig, _label=label):
+            t0 = time.perf_counter()
+            try:
+                return _orig(*args)
+            finally:
+                acc[_label] += time.perf_counter() - t0
+
+        setattr(ext, fn_name, timed)
+    return acc
+
+
 def run_config(cfg: dict) -> dict:
     """Child process: time one configuration and report max RSS."""
     import torch
@@ -129,6 +159,25 @@ def run_config(cfg: dict) -> dict:
     res["ref_fwd_ms"] = median_ms(lambda: fwd(reference_rasterize), 1, False) if pairs <= cfg["ref_max_pairs"] else None
     res["ref_fwdbwd_ms"] = (median_ms(lambda: fwdbwd(reference_rasterize), 1, False)
                             if pairs <= cfg["ref_max_pairs"] // 20 else None)
+    if cfg.get("profile"):
+        from recon.render.cpp_ext import extension_available
+
+        if cfg["impl"] == "torch" or not extension_available():
+            res["stages_ms"] = None
+            return res
+        acc = stage_timer()
+        per = {label: [] for label in acc} | {"rest": [], "total": []}
+        for _ in range(cfg["reps"]):
+            for k in acc:
+                acc[k] = 0.0
+            t0 = time.perf_counter()
+            fwdbwd(rasterize, **kw)
+            total = time.perf_counter() - t0
+            for k, v in acc.items():
+                per[k].append(v)
+            per["rest"].append(total - sum(acc.values()))
+            per["total"].append(total)
+        res["stages_ms"] = {k: 1e3 * statistics.median(v) for k, v in per.items()}
     return res
 
 
@@ -141,13 +190,20 @@ def main() -> int:
     ap.add_argument("--impl", default="auto", choices=["auto", "cpp", "torch"])
     ap.add_argument("--ref-max-pairs", type=float, default=2e9,
                     help="visible Gaussians x pixels limit for the reference")
+    ap.add_argument("--profile", action="store_true", help="also print forward+backward per stage (C++ path)")
+    ap.add_argument("--sizes", nargs="+", help="image sizes WxH (default 320x192 640x384; --quick: 320x192)")
+    ap.add_argument("--counts", nargs="+", type=int, help="Gaussian counts (default 20000 100000 300000)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(run_config(json.loads(args.child))))
         return 0
     sizes = [(320, 192)] if args.quick else [(320, 192), (640, 384)]
+    if args.sizes:
+        sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
     counts = [20_000, 100_000] if args.quick else [20_000, 100_000, 300_000]
+    if args.counts:
+        counts = args.counts
     reps = 3 if args.quick else args.reps
     base = subprocess.run([sys.executable, "-c", "import resource, torch, recon.render; "
                            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
@@ -156,11 +212,13 @@ def main() -> int:
     header = (f"{'size':>8} {'N':>7} {'visible':>7} {'isects':>8} {'fwd ms':>8} {'fwd+bwd ms':>10} {'peak MiB':>9} "
               f"{'ref fwd ms':>10} {'x':>6} {'ref f+b ms':>10} {'x':>6}  scene")
     print(header)
+    profiles = []
     with tempfile.TemporaryDirectory() as cache:
         for w, h in sizes:
             for n in counts:
                 cfg = {"n": n, "width": w, "height": h, "random": args.random, "threads": args.threads, "reps": reps,
-                       "impl": args.impl, "cache": cache, "ref_max_pairs": int(args.ref_max_pairs)}
+                       "impl": args.impl, "cache": cache, "ref_max_pairs": int(args.ref_max_pairs),
+                       "profile": args.profile}
                 p = subprocess.run([sys.executable, __file__, "--child", json.dumps(cfg)], capture_output=True,
                                    text=True, cwd=REPO)
                 if p.returncode != 0:
@@ -175,8 +233,19 @@ def main() -> int:
                 print(f"{w}x{h:<4} {n:7d} {r['visible']:7d} {r['isects']:8d} {r['fwd_ms']:8.1f} {r['fwdbwd_ms']:10.1f} "
                       f"{r['rss_mib']:9.0f} {ref('ref_fwd_ms', r['fwd_ms'])} {ref('ref_fwdbwd_ms', r['fwdbwd_ms'])}"
                       f"  {r['source']}", flush=True)
+                if r.get("stages_ms"):
+                    profiles.append((f"{w}x{h}", n, r["stages_ms"]))
     print("ref = brute-force dense reference (every visible Gaussian at every pixel); 'skipped' = too large for "
           "memory/time (forward needs visible x pixels <= --ref-max-pairs, fwd+bwd 1/20 of that); x = ref / ours.")
+    if profiles:
+        labels = [label for _, label in STAGES] + ["rest", "total"]
+        print("\nforward+backward by stage, median ms over the repetitions (rest = Python, autograd and tensor set-up "
+              "between the kernels):")
+        print(f"{'size':>8} {'N':>7} " + " ".join(f"{lab:>13}" for lab in labels))
+        for size, n, st in profiles:
+            print(f"{size:>8} {n:7d} " + " ".join(f"{st[lab]:13.1f}" for lab in labels))
+    elif args.profile:
+        print("(--profile needs the C++ extension; no stage times)")
     return 0
 
 

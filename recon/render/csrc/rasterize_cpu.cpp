@@ -12,9 +12,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -48,6 +53,78 @@ struct TileData {
 };
 
 inline int num_threads() { return std::max(1, at::get_num_threads()); }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Short vectors (GCC/Clang vector extensions: SSE2 on x86-64, NEON on arm64; no -march needed) over W neighbouring
+// pixels of a tile row. Lane arithmetic is plain IEEE +, -, *, / without contraction, so a lane computes exactly
+// what the scalar expression would.
+template <typename T>
+struct Simd;
+template <>
+struct Simd<float> {
+    typedef float V __attribute__((vector_size(16)));
+    typedef int32_t M __attribute__((vector_size(16)));  // lane masks: all ones or zero
+    static constexpr int W = 4;
+};
+template <>
+struct Simd<double> {
+    typedef double V __attribute__((vector_size(16)));
+    typedef int64_t M __attribute__((vector_size(16)));
+    static constexpr int W = 2;
+};
+
+template <typename V>
+inline V vload(const void* p) {
+    V v;
+    std::memcpy(&v, p, sizeof(V));
+    return v;
+}
+template <typename V>
+inline void vstore(void* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+template <typename M>
+inline bool any_lane(M m) {
+#ifdef __SSE2__
+    __m128i v;
+    std::memcpy(&v, &m, sizeof(v));
+    return _mm_movemask_epi8(v) != 0;
+#else
+    uint64_t h[2];
+    std::memcpy(h, &m, sizeof(h));
+    return (h[0] | h[1]) != 0;
+#endif
+}
+
+// exp of float lanes: Cephes' expf (round-to-nearest range reduction by ln 2 in two parts, degree-5 polynomial),
+// within 1 ulp of exp on [-87, 0] (checked over every float there; equal to glibc's expf for 99% of them), and 0
+// below -87 (true value < 2e-38). Double lanes use std::exp.
+inline Simd<float>::V vexp(Simd<float>::V x) {
+    typedef Simd<float>::V V;
+    typedef Simd<float>::M M;
+    const M tiny = x < -87.0f;
+    x = x < -87.0f ? V{} - 87.0f : x;
+    x = x > 88.0f ? V{} + 88.0f : x;
+    const V shift = V{} + 12582912.0f;  // 1.5 * 2^23: adding and removing it rounds to an integer
+    const V n = (x * 1.44269504088896341f + shift) - shift;
+    V r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    V p = V{} + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    const M e = (__builtin_convertvector(n, M) + 127) << 23;
+    V s;
+    std::memcpy(&s, &e, sizeof(V));
+    const V y = p * s;
+    return tiny ? V{} : y;
+}
+inline Simd<double>::V vexp(Simd<double>::V x) {
+    Simd<double>::V y;
+    for (int l = 0; l < 2; ++l) y[l] = std::exp(x[l]);
+    return y;
+}
 
 // For one pixel row of a tile: the Gaussians (in depth order) whose alpha >= 1/255 ellipse crosses the row, with
 // the span of pixels [p0, p1] (columns within the tile) it may cover. Outside the span sigma > log(255 opacity) +
@@ -91,27 +168,62 @@ struct RowList {
     }
 };
 
+// The per-pixel maths of one Gaussian on W pixels of a row (pixel centres fx, row centre fy): which lanes it
+// contributes to (``ok``: inside its span, sigma in [0, thr], alpha >= 1/255), and alpha, exp(-sigma), and whether
+// alpha was below the 0.999 clamp. Lanes that are not ``ok`` hold meaningless values.
+template <typename T>
+struct Hit {
+    typename Simd<T>::V alpha, vis;
+    typename Simd<T>::M ok, unclamped;
+};
+
+template <typename T>
+inline Hit<T> hit(const TileData<T>& td, int64_t k, T fy, typename Simd<T>::V fx, typename Simd<T>::M in) {
+    typedef typename Simd<T>::V V;
+    const V dx = td.x[k] - fx;
+    const T dy = td.y[k] - fy;
+    const T ccdy2 = td.cc[k] * dy * dy;
+    const V sigma = T(0.5) * (td.ca[k] * dx * dx + ccdy2) + td.cb[k] * dx * dy;
+    Hit<T> h;
+    h.ok = in & ~((sigma < T(0)) | (sigma > td.thr[k]));
+    if (!any_lane(h.ok)) return h;
+    h.vis = vexp(-sigma);
+    const V raw = td.op[k] * h.vis;
+    h.alpha = raw < T(kMaxAlpha) ? raw : V{} + T(kMaxAlpha);  // std::min(0.999, raw)
+    h.ok &= ~(h.alpha < T(kAlphaThreshold));
+    h.unclamped = raw <= T(kMaxAlpha);
+    return h;
+}
+
 // Forward. Each tile's list is consumed in chunks of kChunk Gaussians (front to back) while any of its pixels still
 // transmits light: on dense views the pixels stop after a small prefix of a long list, so the rest of the list is
-// never gathered nor intersected with the rows. Within a row, Gaussians are the outer loop and the pixels of each
-// one's span the inner loop (no per-pixel interval tests); every pixel still sees the same Gaussians in the same
-// order, with the same arithmetic, as a front-to-back walk of the whole list.
+// never gathered nor intersected with the rows. Within a row, Gaussians are the outer loop and groups of W pixels
+// of each one's span the inner loop; every pixel still sees the same Gaussians in the same order, with the same
+// arithmetic, as a front-to-back walk of the whole list.
 constexpr int64_t kChunk = 128;
 
 template <typename T>
 void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac, const T* bg, int64_t d,
               int64_t n_img, int64_t width, int64_t height, int64_t ts, int64_t tw, int64_t th,
               const int32_t* offsets, const int32_t* ids, int64_t n_isects, T* out, T* t_final, int32_t* n_contrib) {
+    typedef typename Simd<T>::V V;
+    typedef typename Simd<T>::M M;
+    typedef typename std::remove_reference<decltype(M{}[0])>::type MI;
+    constexpr int W = Simd<T>::W;
     const int64_t n_tiles = n_img * tw * th;
+    const int64_t rw = (ts + W - 1) / W * W;  // row stride of the per-pixel state, whole groups
 #pragma omp parallel num_threads(num_threads())
     {
         TileData<T> td;
         RowList<T> rows;
-        // per-pixel state of the current tile (row-major, ts x ts)
-        std::vector<T> trans_px(ts * ts), acc_px(ts * ts * d);
-        std::vector<int32_t> last_px(ts * ts);
-        std::vector<char> done_px(ts * ts);
+        // per-pixel state of the current tile, rows of rw lanes (colour planar: [row][channel][lane])
+        std::vector<T> trans_px(ts * rw), acc_px(ts * rw * d);
+        std::vector<MI> last_px(ts * rw), alive_px(ts * rw);
         std::vector<int64_t> row_alive(ts);
+        std::vector<M> lane_v(rw / W);  // column indices of each lane group
+        for (int64_t gi = 0; gi < rw / W; ++gi)
+            for (int l = 0; l < W; ++l) lane_v[gi][l] = static_cast<MI>(gi * W + l);
+        std::vector<V> fx_v(rw / W);  // pixel-centre x of each lane group (per tile)
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < n_tiles; ++t) {
             const int64_t img = t / (tw * th);
@@ -123,10 +235,13 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
             const int64_t x0 = tx * ts, y0 = ty * ts;
             const int64_t nw = std::min(width, x0 + ts) - x0, nh = std::min(height, y0 + ts) - y0;
             const T x0f = static_cast<T>(x0) + T(0.5);
+            for (int64_t gi = 0; gi < rw / W; ++gi)
+                for (int l = 0; l < W; ++l) fx_v[gi][l] = x0f + static_cast<T>(gi * W + l);
             std::fill(trans_px.begin(), trans_px.end(), T(1));
             std::fill(acc_px.begin(), acc_px.end(), T(0));
-            std::fill(last_px.begin(), last_px.end(), 0);
-            std::fill(done_px.begin(), done_px.end(), 0);
+            std::fill(last_px.begin(), last_px.end(), MI(0));
+            for (int64_t ry = 0; ry < nh; ++ry)
+                for (int64_t rx = 0; rx < rw; ++rx) alive_px[ry * rw + rx] = rx < nw ? MI(-1) : MI(0);
             std::fill(row_alive.begin(), row_alive.begin() + nh, nw);
             int64_t alive = nw * nh;
             for (int64_t c0 = 0; c0 < count && alive > 0; c0 += kChunk) {
@@ -137,37 +252,40 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                     const T fy = static_cast<T>(y0 + ry) + T(0.5);
                     rows.build(td, cn, fy, x0f, nw);
                     const int64_t nr = static_cast<int64_t>(rows.k.size());
-                    T* trans_row = &trans_px[ry * ts];
-                    T* acc_row = &acc_px[ry * ts * d];
-                    int32_t* last_row = &last_px[ry * ts];
-                    char* done_row = &done_px[ry * ts];
+                    T* trans_row = &trans_px[ry * rw];
+                    T* acc_row = &acc_px[ry * rw * d];
+                    MI* last_row = &last_px[ry * rw];
+                    MI* alive_row = &alive_px[ry * rw];
                     for (int64_t r = 0; r < nr && row_alive[ry] > 0; ++r) {
                         const int64_t k = rows.k[r];
-                        const T gx = td.x[k], dy = td.y[k] - fy;
-                        const T ca = td.ca[k], cb = td.cb[k], cc = td.cc[k], op = td.op[k], thr = td.thr[k];
                         const T* c = &td.col[k * d];
-                        const int32_t idx = static_cast<int32_t>(c0 + k + 1);
-                        for (int64_t rx = rows.p0[r]; rx <= rows.p1[r]; ++rx) {
-                            if (done_row[rx]) continue;
-                            const T fx = x0f + static_cast<T>(rx);
-                            const T dx = gx - fx;
-                            const T sigma = T(0.5) * (ca * dx * dx + cc * dy * dy) + cb * dx * dy;
-                            if (sigma < 0 || sigma > thr) continue;
-                            const T alpha = std::min(T(kMaxAlpha), op * std::exp(-sigma));
-                            if (alpha < T(kAlphaThreshold)) continue;
-                            const T trans = trans_row[rx];
-                            const T next = trans * (T(1) - alpha);
-                            if (next <= T(kTEps)) {
-                                done_row[rx] = 1;
-                                --alive;
-                                --row_alive[ry];
-                                continue;
+                        const MI idx = static_cast<MI>(c0 + k + 1);
+                        const int32_t p0 = rows.p0[r], p1 = rows.p1[r];
+                        for (int64_t o = p0 / W * W; o <= p1; o += W) {
+                            const M lane = lane_v[o / W];
+                            const M in = vload<M>(alive_row + o) & (lane >= p0) & (lane <= p1);
+                            if (!any_lane(in)) continue;
+                            const Hit<T> h = hit(td, k, fy, fx_v[o / W], in);
+                            if (!any_lane(h.ok)) continue;
+                            const V trans = vload<V>(trans_row + o);
+                            const V next = trans * (T(1) - h.alpha);
+                            const M stop = h.ok & (next <= T(kTEps));
+                            const M upd = h.ok & ~stop;
+                            const V w = h.alpha * trans;
+                            for (int64_t j = 0; j < d; ++j) {
+                                const V acc = vload<V>(acc_row + j * rw + o);
+                                vstore(acc_row + j * rw + o, upd ? acc + c[j] * w : acc);
                             }
-                            const T w = alpha * trans;
-                            T* acc = acc_row + rx * d;
-                            for (int64_t j = 0; j < d; ++j) acc[j] += c[j] * w;
-                            trans_row[rx] = next;
-                            last_row[rx] = idx;
+                            vstore(trans_row + o, upd ? next : trans);
+                            const M last = vload<M>(last_row + o);
+                            vstore(last_row + o, upd ? M{} + idx : last);
+                            if (any_lane(stop)) {
+                                vstore(alive_row + o, vload<M>(alive_row + o) & ~stop);
+                                int64_t n_stop = 0;
+                                for (int l = 0; l < W; ++l) n_stop += stop[l] != 0;
+                                alive -= n_stop;
+                                row_alive[ry] -= n_stop;
+                            }
                         }
                     }
                 }
@@ -175,12 +293,13 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
             const T* bgi = bg ? bg + img * d : nullptr;
             for (int64_t ry = 0; ry < nh; ++ry) {
                 for (int64_t rx = 0; rx < nw; ++rx) {
-                    const int64_t p = ry * ts + rx;
+                    const int64_t p = ry * rw + rx;
                     const int64_t pix = (img * height + y0 + ry) * width + x0 + rx;
                     const T trans = trans_px[p];
-                    for (int64_t j = 0; j < d; ++j) out[pix * d + j] = acc_px[p * d + j] + (bgi ? trans * bgi[j] : T(0));
+                    for (int64_t j = 0; j < d; ++j)
+                        out[pix * d + j] = acc_px[ry * rw * d + j * rw + rx] + (bgi ? trans * bgi[j] : T(0));
                     t_final[pix] = trans;
-                    n_contrib[pix] = last_px[p];
+                    n_contrib[pix] = static_cast<int32_t>(last_px[p]);
                 }
             }
         }
@@ -189,20 +308,27 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
 
 // Backward. n_contrib holds, per pixel, the length of the tile-list prefix that holds its contributors (from the
 // forward), so each tile gathers and intersects only the prefix its pixels reached. Per row, the forward walk is
-// recomputed Gaussian by Gaussian (as in the forward) into per-pixel lists of contributions, then each pixel walks
-// its list back to front.
+// recomputed Gaussian by Gaussian on groups of W pixels (as in the forward), keeping each contribution, then the
+// row is walked back to front, Gaussian by Gaussian. Each pixel meets its contributions in the same order, and each
+// Gaussian's accumulator receives its pixels' terms in the same (row, column) order, as a per-pixel walk would: the
+// gradients do not depend on the vector width.
 template <typename T>
 void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac, const T* bg, int64_t d,
               int64_t n_img, int64_t width, int64_t height, int64_t ts, int64_t tw, int64_t th,
               const int32_t* offsets, const int32_t* ids, int64_t n_isects, const int32_t* n_contrib,
               const T* g_out, const T* g_alpha, bool absgrad, const T* g_out2, const T* g_alpha2, int64_t n_flat,
-              T* buf) {
+              T* buf, int* team) {
     // buf: [threads, n_flat, stride] with per-Gaussian (mx, my, ca, cb, cc, opacity, |mx|, |my|, mx2, my2,
     // colour[d]); (mx2, my2) is the means2d gradient of the second output gradient (g_out2, g_alpha2) when given:
     // the same walk with another loss's gradient, for the means only (a densification statistic of a subset of
     // the loss terms without a second backward pass)
+    typedef typename Simd<T>::V V;
+    typedef typename Simd<T>::M M;
+    typedef typename std::remove_reference<decltype(M{}[0])>::type MI;
+    constexpr int W = Simd<T>::W;
     const int64_t stride = 10 + d;
     const int64_t n_tiles = n_img * tw * th;
+    const int64_t rw = (ts + W - 1) / W * W;
 #pragma omp parallel num_threads(num_threads())
     {
         int tid = 0;
@@ -210,15 +336,22 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
         tid = omp_get_thread_num();
 #endif
         T* mybuf = buf + static_cast<int64_t>(tid) * n_flat * stride;
+        std::fill(mybuf, mybuf + n_flat * stride, T(0));  // each thread clears (and first touches) its own buffer
+#ifdef _OPENMP
+        if (tid == 0) *team = omp_get_num_threads();
+#endif
         TileData<T> td;
         RowList<T> rows;
         std::vector<T> loc;  // per tile-list-entry accumulators [count, stride]
-        // per-pixel contribution lists of the current row: [ts, capacity]
-        std::vector<int32_t> ks;
+        // the row's contributions, [row-list entry][lane] (only the groups of each entry's span are written)
         std::vector<T> al, tb, vs;
-        std::vector<char> unclamped;
-        std::vector<int64_t> n_px(ts), lim_px(ts);
-        std::vector<T> trans_px(ts);
+        std::vector<MI> okm, unm;
+        std::vector<MI> lim(rw);
+        std::vector<T> trans_row(rw), behind(rw), behind2(rw), atm(rw), atm2(rw), go(d * rw), go2(d * rw);
+        std::vector<M> lane_v(rw / W);
+        for (int64_t gi = 0; gi < rw / W; ++gi)
+            for (int l = 0; l < W; ++l) lane_v[gi][l] = static_cast<MI>(gi * W + l);
+        std::vector<V> fx_v(rw / W);
 #pragma omp for schedule(static, 1)
         for (int64_t t = 0; t < n_tiles; ++t) {
             const int64_t img = t / (tw * th);
@@ -235,112 +368,135 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                 for (int64_t rx = 0; rx < nw; ++rx)
                     count = std::max<int64_t>(count, n_contrib[(img * height + y0 + ry) * width + x0 + rx]);
             if (count == 0) continue;
+            for (int64_t gi = 0; gi < rw / W; ++gi)
+                for (int l = 0; l < W; ++l) fx_v[gi][l] = x0f + static_cast<T>(gi * W + l);
             td.gather(means2d, conics, colors, opac, ids, start, count, d);
             loc.assign(count * stride, T(0));
             const T* bgi = bg ? bg + img * d : nullptr;
             for (int64_t ry = 0; ry < nh; ++ry) {
                 const int64_t py = y0 + ry;
-                const int32_t* nc_row = n_contrib + (img * height + py) * width + x0;
+                const int64_t pix0 = (img * height + py) * width + x0;
                 int64_t row_count = 0;
-                for (int64_t rx = 0; rx < nw; ++rx) {
-                    lim_px[rx] = nc_row[rx];
-                    row_count = std::max<int64_t>(row_count, nc_row[rx]);
+                for (int64_t rx = 0; rx < rw; ++rx) {
+                    lim[rx] = rx < nw ? static_cast<MI>(n_contrib[pix0 + rx]) : MI(0);
+                    row_count = std::max<int64_t>(row_count, lim[rx]);
                 }
                 if (row_count == 0) continue;
                 const T fy = static_cast<T>(py) + T(0.5);
                 rows.build(td, row_count, fy, x0f, nw);
                 const int64_t nr = static_cast<int64_t>(rows.k.size());
-                const int64_t cap = std::max<int64_t>(nr, 1);
-                if (static_cast<int64_t>(ks.size()) < ts * cap) {
-                    ks.resize(ts * cap); al.resize(ts * cap); tb.resize(ts * cap); vs.resize(ts * cap);
-                    unclamped.resize(ts * cap);
+                if (static_cast<int64_t>(al.size()) < nr * rw) {
+                    al.resize(nr * rw); tb.resize(nr * rw); vs.resize(nr * rw); okm.resize(nr * rw);
+                    unm.resize(nr * rw);
                 }
-                std::fill(n_px.begin(), n_px.end(), 0);
-                std::fill(trans_px.begin(), trans_px.end(), T(1));
-                // recompute the forward walk, remembering each pixel's contributions
+                std::fill(trans_row.begin(), trans_row.end(), T(1));
+                // recompute the forward walk, keeping each contribution
                 for (int64_t r = 0; r < nr; ++r) {
                     const int64_t k = rows.k[r];
-                    const T gx = td.x[k], dy = td.y[k] - fy;
-                    const T ca = td.ca[k], cb = td.cb[k], cc = td.cc[k], op = td.op[k], thr = td.thr[k];
-                    for (int64_t rx = rows.p0[r]; rx <= rows.p1[r]; ++rx) {
-                        if (k >= lim_px[rx]) continue;
-                        const T fx = x0f + static_cast<T>(rx);
-                        const T dx = gx - fx;
-                        const T sigma = T(0.5) * (ca * dx * dx + cc * dy * dy) + cb * dx * dy;
-                        if (sigma < 0 || sigma > thr) continue;
-                        const T vis = std::exp(-sigma);
-                        const T raw = op * vis;
-                        const T alpha = std::min(T(kMaxAlpha), raw);
-                        if (alpha < T(kAlphaThreshold)) continue;
-                        const int64_t s = rx * cap + n_px[rx]++;
-                        const T trans = trans_px[rx];
-                        ks[s] = static_cast<int32_t>(k); al[s] = alpha; tb[s] = trans; vs[s] = vis;
-                        unclamped[s] = raw <= T(kMaxAlpha);
-                        trans_px[rx] = trans * (T(1) - alpha);
+                    const int32_t p0 = rows.p0[r], p1 = rows.p1[r];
+                    for (int64_t o = p0 / W * W; o <= p1; o += W) {
+                        const M lane = lane_v[o / W];
+                        const M in = (lane >= p0) & (lane <= p1) & (static_cast<MI>(k) < vload<M>(&lim[o]));
+                        Hit<T> h = hit(td, k, fy, fx_v[o / W], in);
+                        if (!any_lane(h.ok)) {
+                            vstore(&okm[r * rw + o], M{});
+                            continue;
+                        }
+                        const V trans = vload<V>(&trans_row[o]);
+                        vstore(&al[r * rw + o], h.alpha);
+                        vstore(&tb[r * rw + o], trans);
+                        vstore(&vs[r * rw + o], h.vis);
+                        vstore(&okm[r * rw + o], h.ok);
+                        vstore(&unm[r * rw + o], h.unclamped);
+                        vstore(&trans_row[o], h.ok ? trans * (T(1) - h.alpha) : trans);
                     }
                 }
-                for (int64_t rx = 0; rx < nw; ++rx) {
-                    const int64_t n = n_px[rx];
-                    if (lim_px[rx] == 0) continue;
-                    const int64_t pix = (img * height + py) * width + x0 + rx;
-                    const T fx = x0f + static_cast<T>(rx);
-                    const T trans = trans_px[rx];
-                    const int32_t* ksp = &ks[rx * cap];
-                    const T *alp = &al[rx * cap], *tbp = &tb[rx * cap], *vsp = &vs[rx * cap];
-                    const char* unp = &unclamped[rx * cap];
-                    const T* go = g_out + pix * d;
-                    const T ga = g_alpha[pix];
-                    T behind = 0;  // grad . (colour seen behind the current Gaussian)
-                    if (bgi) for (int64_t j = 0; j < d; ++j) behind += bgi[j] * go[j];
-                    behind *= trans;
-                    const T alpha_term = ga * trans;
-                    const T* go2 = g_out2 ? g_out2 + pix * d : nullptr;
-                    T behind2 = 0, alpha_term2 = 0;
-                    if (go2) {
-                        if (bgi) for (int64_t j = 0; j < d; ++j) behind2 += bgi[j] * go2[j];
-                        behind2 *= trans;
-                        alpha_term2 = g_alpha2[pix] * trans;
+                // per-pixel state of the back-to-front walk
+                for (int64_t rx = 0; rx < rw; ++rx) {
+                    const bool px_ok = rx < nw;
+                    const int64_t pix = pix0 + rx;
+                    const T trans = trans_row[rx];
+                    T bh = 0, bh2 = 0;
+                    for (int64_t j = 0; j < d; ++j) {
+                        go[j * rw + rx] = px_ok ? g_out[pix * d + j] : T(0);
+                        if (bgi) bh += bgi[j] * go[j * rw + rx];
+                        if (g_out2) {
+                            go2[j * rw + rx] = px_ok ? g_out2[pix * d + j] : T(0);
+                            if (bgi) bh2 += bgi[j] * go2[j * rw + rx];
+                        }
                     }
-                    for (int64_t i = n - 1; i >= 0; --i) {
-                        const int64_t k = ksp[i];
-                        const T a = alp[i], tbi = tbp[i];
-                        const T* c = &td.col[k * d];
-                        T* lk = &loc[k * stride];
-                        T cg = 0;
+                    behind[rx] = bh * trans;  // grad . (colour seen behind the current Gaussian)
+                    behind2[rx] = bh2 * trans;
+                    atm[rx] = px_ok ? g_alpha[pix] * trans : T(0);
+                    atm2[rx] = (px_ok && g_alpha2) ? g_alpha2[pix] * trans : T(0);
+                }
+                for (int64_t r = nr - 1; r >= 0; --r) {
+                    const int64_t k = rows.k[r];
+                    const T* c = &td.col[k * d];
+                    T* lk = &loc[k * stride];
+                    const T gx = td.x[k], dy = td.y[k] - fy;
+                    const T ca = td.ca[k], cb = td.cb[k], cc = td.cc[k], op = td.op[k];
+                    const int32_t p0 = rows.p0[r], p1 = rows.p1[r];
+                    for (int64_t o = p0 / W * W; o <= p1; o += W) {
+                        const M ok = vload<M>(&okm[r * rw + o]);
+                        if (!any_lane(ok)) continue;
+                        const V a = vload<V>(&al[r * rw + o]), tbi = vload<V>(&tb[r * rw + o]);
+                        const M unc = ok & vload<M>(&unm[r * rw + o]);
+                        V cg = V{};
+                        V gcol[16];  // colour gradient terms (d <= 16 here; longer features go lane by lane below)
+                        const V atb = a * tbi;
                         for (int64_t j = 0; j < d; ++j) {
-                            cg += c[j] * go[j];
-                            lk[10 + j] += a * tbi * go[j];
+                            const V goj = vload<V>(&go[j * rw + o]);
+                            cg += c[j] * goj;
+                            if (j < 16) gcol[j] = atb * goj;
                         }
-                        const T inv = T(1) / (T(1) - a);
-                        const T v_a = tbi * cg - behind * inv + alpha_term * inv;
-                        behind += a * tbi * cg;
-                        T v_a2 = 0;
-                        if (go2) {
-                            T cg2 = 0;
-                            for (int64_t j = 0; j < d; ++j) cg2 += c[j] * go2[j];
-                            v_a2 = tbi * cg2 - behind2 * inv + alpha_term2 * inv;
-                            behind2 += a * tbi * cg2;
+                        const V inv = T(1) / (T(1) - a);
+                        const V bh = vload<V>(&behind[o]);
+                        const V v_a = tbi * cg - bh * inv + vload<V>(&atm[o]) * inv;
+                        vstore(&behind[o], ok ? bh + atb * cg : bh);
+                        V v_a2 = V{};
+                        if (g_out2) {
+                            V cg2 = V{};
+                            for (int64_t j = 0; j < d; ++j) cg2 += c[j] * vload<V>(&go2[j * rw + o]);
+                            const V bh2 = vload<V>(&behind2[o]);
+                            v_a2 = tbi * cg2 - bh2 * inv + vload<V>(&atm2[o]) * inv;
+                            vstore(&behind2[o], ok ? bh2 + atb * cg2 : bh2);
                         }
-                        if (!unp[i]) continue;
-                        const T vis = vsp[i];
-                        lk[5] += v_a * vis;
-                        const T v_sig = -v_a * td.op[k] * vis;
-                        const T dx = td.x[k] - fx, dy = td.y[k] - fy;
-                        lk[2] += v_sig * T(0.5) * dx * dx;
-                        lk[3] += v_sig * dx * dy;
-                        lk[4] += v_sig * T(0.5) * dy * dy;
-                        const T vmx = v_sig * (td.ca[k] * dx + td.cb[k] * dy);
-                        const T vmy = v_sig * (td.cb[k] * dx + td.cc[k] * dy);
-                        lk[0] += vmx;
-                        lk[1] += vmy;
-                        if (absgrad) {
-                            lk[6] += std::abs(vmx);
-                            lk[7] += std::abs(vmy);
+                        const V vis = vload<V>(&vs[r * rw + o]);
+                        const V dx = gx - fx_v[o / W];
+                        const V v_op = v_a * vis;
+                        const V v_sig = -v_a * op * vis;
+                        const V g_ca = v_sig * T(0.5) * dx * dx;
+                        const V g_cb = v_sig * dx * dy;
+                        const V g_cc = v_sig * T(0.5) * dy * dy;
+                        const V vmx = v_sig * (ca * dx + cb * dy);
+                        const V vmy = v_sig * (cb * dx + cc * dy);
+                        V vmx2 = V{}, vmy2 = V{};
+                        if (g_out2) {
+                            const V v_sig2 = -v_a2 * op * vis;
+                            vmx2 = v_sig2 * (ca * dx + cb * dy);
+                            vmy2 = v_sig2 * (cb * dx + cc * dy);
                         }
-                        if (go2) {
-                            const T v_sig2 = -v_a2 * td.op[k] * vis;
-                            lk[8] += v_sig2 * (td.ca[k] * dx + td.cb[k] * dy);
-                            lk[9] += v_sig2 * (td.cb[k] * dx + td.cc[k] * dy);
+                        // add the lanes in pixel order: each accumulator sums its pixels in (row, column) order
+                        for (int l = 0; l < W; ++l) {
+                            if (!ok[l]) continue;
+                            for (int64_t j = 0; j < d; ++j)
+                                lk[10 + j] += j < 16 ? gcol[j][l] : a[l] * tbi[l] * go[j * rw + o + l];
+                            if (!unc[l]) continue;
+                            lk[5] += v_op[l];
+                            lk[2] += g_ca[l];
+                            lk[3] += g_cb[l];
+                            lk[4] += g_cc[l];
+                            lk[0] += vmx[l];
+                            lk[1] += vmy[l];
+                            if (absgrad) {
+                                lk[6] += std::abs(vmx[l]);
+                                lk[7] += std::abs(vmy[l]);
+                            }
+                            if (g_out2) {
+                                lk[8] += vmx2[l];
+                                lk[9] += vmy2[l];
+                            }
                         }
                     }
                 }
@@ -407,23 +563,41 @@ std::vector<torch::Tensor> rasterize_bwd(torch::Tensor means2d, torch::Tensor co
         TORCH_CHECK(go2.numel() == g_out.numel() && ga2.numel() == g_alpha.numel(), "second grads: shapes");
     }
     const int nt = num_threads();
-    auto buf = torch::zeros({nt, n_flat, stride}, colors.options());
+    auto buf = torch::empty({nt, n_flat, stride}, colors.options());  // per-thread accumulators, cleared by each
+    int team = 1;
+    auto fo = colors.options();
+    auto v_means = torch::empty({n_flat, 2}, fo), v_conics = torch::empty({n_flat, 3}, fo);
+    auto v_colors = torch::empty({n_flat, d}, fo), v_opac = torch::empty({n_flat}, fo);
+    auto v_abs = torch::empty({n_flat, 2}, fo), v_means2 = torch::empty({n_flat, 2}, fo);
     AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "recon_rasterize_bwd", [&] {
-        bwd_impl<scalar_t>(means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(), colors.data_ptr<scalar_t>(),
-                           opac.data_ptr<scalar_t>(), bg.has_value() ? bg->data_ptr<scalar_t>() : nullptr, d, n_img,
-                           width, height, ts, tw, th, offsets.data_ptr<int32_t>(), ids.data_ptr<int32_t>(),
-                           ids.numel(), n_contrib.data_ptr<int32_t>(), g_out.to(colors.scalar_type()).data_ptr<scalar_t>(),
-                           g_alpha.to(colors.scalar_type()).data_ptr<scalar_t>(), absgrad,
-                           go2.defined() ? go2.data_ptr<scalar_t>() : nullptr,
-                           ga2.defined() ? ga2.data_ptr<scalar_t>() : nullptr, n_flat, buf.data_ptr<scalar_t>());
+        using T = scalar_t;
+        bwd_impl<T>(means2d.data_ptr<T>(), conics.data_ptr<T>(), colors.data_ptr<T>(), opac.data_ptr<T>(),
+                    bg.has_value() ? bg->data_ptr<T>() : nullptr, d, n_img, width, height, ts, tw, th,
+                    offsets.data_ptr<int32_t>(), ids.data_ptr<int32_t>(), ids.numel(), n_contrib.data_ptr<int32_t>(),
+                    g_out.to(colors.scalar_type()).data_ptr<T>(), g_alpha.to(colors.scalar_type()).data_ptr<T>(),
+                    absgrad, go2.defined() ? go2.data_ptr<T>() : nullptr, ga2.defined() ? ga2.data_ptr<T>() : nullptr,
+                    n_flat, buf.data_ptr<T>(), &team);
+        // sum the threads' buffers (in thread order) straight into the output tensors
+        const T* pb = buf.data_ptr<T>();
+        T *om = v_means.data_ptr<T>(), *oc = v_conics.data_ptr<T>(), *ocol = v_colors.data_ptr<T>();
+        T *oo = v_opac.data_ptr<T>(), *oa = v_abs.data_ptr<T>(), *om2 = v_means2.data_ptr<T>();
+        at::parallel_for(0, n_flat, 4096, [&](int64_t b, int64_t e) {
+            std::vector<T> s(stride);
+            for (int64_t g = b; g < e; ++g) {
+                for (int64_t j = 0; j < stride; ++j) s[j] = pb[g * stride + j];
+                for (int th_i = 1; th_i < team; ++th_i) {
+                    const T* src = pb + (static_cast<int64_t>(th_i) * n_flat + g) * stride;
+                    for (int64_t j = 0; j < stride; ++j) s[j] += src[j];
+                }
+                om[2 * g] = s[0]; om[2 * g + 1] = s[1];
+                oc[3 * g] = s[2]; oc[3 * g + 1] = s[3]; oc[3 * g + 2] = s[4];
+                oo[g] = s[5];
+                oa[2 * g] = s[6]; oa[2 * g + 1] = s[7];
+                om2[2 * g] = s[8]; om2[2 * g + 1] = s[9];
+                for (int64_t j = 0; j < d; ++j) ocol[g * d + j] = s[10 + j];
+            }
+        });
     });
-    auto tot = nt > 1 ? buf.sum(0) : buf[0];
-    auto v_means = tot.slice(1, 0, 2).contiguous();
-    auto v_conics = tot.slice(1, 2, 5).contiguous();
-    auto v_opac = tot.select(1, 5).contiguous();
-    auto v_abs = tot.slice(1, 6, 8).contiguous();
-    auto v_means2 = tot.slice(1, 8, 10).contiguous();
-    auto v_colors = tot.slice(1, 10, 10 + d).contiguous();
     return {v_means, v_conics, v_colors, v_opac, v_abs, v_means2};
 }
 
@@ -719,40 +893,51 @@ std::vector<torch::Tensor> isect_tiles_cpu(torch::Tensor means2d, torch::Tensor 
             ptpg[i] = std::max(0, x1 - x0) * std::max(0, y1 - y0);
         }
     });
-    // flat indices with at least one tile, in increasing order, then stably sorted by depth bits (LSD radix, 8 bits
-    // a pass; a pass where every key has the same digit is skipped)
-    std::vector<int64_t> order;
-    order.reserve(nf);
-    for (int64_t i = 0; i < nf; ++i)
-        if (ptpg[i] > 0) order.push_back(i);
-    const int64_t nv = static_cast<int64_t>(order.size());
-    {
-        std::vector<int64_t> tmp(nv);
-        for (int shift = 0; shift < 32; shift += 8) {
-            int64_t hist[257] = {0};
-            for (int64_t j = 0; j < nv; ++j) ++hist[((pdep[order[j]] >> shift) & 255u) + 1];
-            if (std::any_of(hist + 1, hist + 257, [nv](int64_t c) { return c == nv; })) continue;
-            for (int b = 0; b < 256; ++b) hist[b + 1] += hist[b];
-            for (int64_t j = 0; j < nv; ++j) tmp[hist[(pdep[order[j]] >> shift) & 255u]++] = order[j];
-            order.swap(tmp);
+    // the pairs with at least one tile, in increasing flat index: (image, box) and a sort key (depth bits << 32 |
+    // position), stably radix-sorted on the depth bits (8 bits a pass; a pass where every key has the same digit is
+    // skipped), so the keys end in (depth bits, flat index) order
+    struct Item {
+        int32_t i, img, x0, x1, y0, y1;
+    };
+    std::vector<Item> items;
+    std::vector<uint64_t> keys;
+    items.reserve(nf);
+    keys.reserve(nf);
+    for (int64_t img = 0; img < n_img; ++img) {
+        for (int64_t i = img * n; i < (img + 1) * n; ++i) {
+            if (ptpg[i] == 0) continue;
+            keys.push_back((static_cast<uint64_t>(pdep[i]) << 32) | static_cast<uint64_t>(items.size()));
+            items.push_back({static_cast<int32_t>(i), static_cast<int32_t>(img), box[4 * i], box[4 * i + 1],
+                             box[4 * i + 2], box[4 * i + 3]});
         }
     }
-    // band = a range of (image, tile row) pairs; each visits every listed pair and keeps the rows it owns
+    const int64_t nv = static_cast<int64_t>(items.size());
+    {
+        std::vector<uint64_t> tmp(nv);
+        for (int shift = 32; shift < 64; shift += 8) {
+            int64_t hist[257] = {0};
+            for (int64_t j = 0; j < nv; ++j) ++hist[((keys[j] >> shift) & 255u) + 1];
+            if (std::any_of(hist + 1, hist + 257, [nv](int64_t c) { return c == nv; })) continue;
+            for (int b = 0; b < 256; ++b) hist[b + 1] += hist[b];
+            for (int64_t j = 0; j < nv; ++j) tmp[hist[(keys[j] >> shift) & 255u]++] = keys[j];
+            keys.swap(tmp);
+        }
+    }
+    // band = a range of (image, tile row) pairs; each visits the pairs (in the given order) and keeps its rows
     const int64_t n_rows = n_img * th;
-    auto for_bands = [&](auto&& visit) {
+    auto for_bands = [&](const std::vector<Item>& list, auto&& visit) {
         at::parallel_for(0, n_rows, 1, [&](int64_t rb, int64_t re) {
             for (int64_t j = 0; j < nv; ++j) {
-                const int64_t i = order[j];
-                const int64_t img = i / n;
-                const int64_t y0 = std::max<int64_t>(box[4 * i + 2], rb - img * th);
-                const int64_t y1 = std::min<int64_t>(box[4 * i + 3], re - img * th);
+                const Item& it = list[j];
+                const int64_t y0 = std::max<int64_t>(it.y0, rb - it.img * th);
+                const int64_t y1 = std::min<int64_t>(it.y1, re - it.img * th);
                 for (int64_t y = y0; y < y1; ++y)
-                    for (int64_t x = box[4 * i]; x < box[4 * i + 1]; ++x) visit(i, img, img * n_tiles + y * tw + x);
+                    for (int64_t x = it.x0; x < it.x1; ++x) visit(j, it.img * n_tiles + y * tw + x);
             }
         });
     };
     std::vector<int64_t> tile_count(n_img * n_tiles + 1, 0);
-    for_bands([&](int64_t, int64_t, int64_t t) { ++tile_count[t + 1]; });
+    for_bands(items, [&](int64_t, int64_t t) { ++tile_count[t + 1]; });
     for (int64_t t = 0; t < n_img * n_tiles; ++t) tile_count[t + 1] += tile_count[t];
     const int64_t total = tile_count[n_img * n_tiles];
     auto offsets = torch::empty({n_img, th, tw}, torch::dtype(torch::kInt32));
@@ -764,11 +949,15 @@ std::vector<torch::Tensor> isect_tiles_cpu(torch::Tensor means2d, torch::Tensor 
     int64_t* pi = isect_ids.data_ptr<int64_t>();
     int tile_bits = 0;
     while ((int64_t(1) << tile_bits) <= n_tiles) ++tile_bits;
+    std::vector<Item> sorted(nv);  // items in depth order (one gather, then sequential passes)
+    for (int64_t j = 0; j < nv; ++j) sorted[j] = items[keys[j] & 0xFFFFFFFFull];
     std::vector<int64_t> fill(tile_count.begin(), tile_count.end() - 1);
-    for_bands([&](int64_t i, int64_t img, int64_t t) {
-        const int64_t j = fill[t]++;
-        pf[j] = static_cast<int32_t>(i);
-        pi[j] = (img << (32 + tile_bits)) | ((t - img * n_tiles) << 32) | static_cast<int64_t>(pdep[i]);
+    for_bands(sorted, [&](int64_t j, int64_t t) {
+        const int64_t q = fill[t]++;
+        const Item& it = sorted[j];
+        pf[q] = it.i;
+        pi[q] = (static_cast<int64_t>(it.img) << (32 + tile_bits)) | ((t - it.img * n_tiles) << 32) |
+                static_cast<int64_t>(keys[j] >> 32);
     });
     return {tpg, isect_ids, flatten_ids, offsets};
 }
