@@ -309,9 +309,9 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
 // Backward. n_contrib holds, per pixel, the length of the tile-list prefix that holds its contributors (from the
 // forward), so each tile gathers and intersects only the prefix its pixels reached. Per row, the forward walk is
 // recomputed Gaussian by Gaussian on groups of W pixels (as in the forward), keeping each contribution, then the
-// row is walked back to front, Gaussian by Gaussian. Each pixel meets its contributions in the same order, and each
-// Gaussian's accumulator receives its pixels' terms in the same (row, column) order, as a per-pixel walk would: the
-// gradients do not depend on the vector width.
+// row is walked back to front, Gaussian by Gaussian. Each pixel meets its contributions in the same order as a
+// per-pixel walk would; each Gaussian's terms are summed per lane over the tile, then across the lanes (a fixed
+// order, so the result is the same every run).
 template <typename T>
 void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac, const T* bg, int64_t d,
               int64_t n_img, int64_t width, int64_t height, int64_t ts, int64_t tw, int64_t th,
@@ -342,7 +342,9 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
 #endif
         TileData<T> td;
         RowList<T> rows;
-        std::vector<T> loc;  // per tile-list-entry accumulators [count, stride]
+        // per tile-list-entry accumulators [count, stride], one lane per pixel column of a lane group; the lanes are
+        // summed when the tile is done
+        std::vector<V> loc;
         // the row's contributions, [row-list entry][lane] (only the groups of each entry's span are written)
         std::vector<T> al, tb, vs;
         std::vector<MI> okm, unm;
@@ -371,7 +373,7 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
             for (int64_t gi = 0; gi < rw / W; ++gi)
                 for (int l = 0; l < W; ++l) fx_v[gi][l] = x0f + static_cast<T>(gi * W + l);
             td.gather(means2d, conics, colors, opac, ids, start, count, d);
-            loc.assign(count * stride, T(0));
+            loc.assign(count * stride, V{});
             const T* bgi = bg ? bg + img * d : nullptr;
             for (int64_t ry = 0; ry < nh; ++ry) {
                 const int64_t py = y0 + ry;
@@ -433,7 +435,7 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                 for (int64_t r = nr - 1; r >= 0; --r) {
                     const int64_t k = rows.k[r];
                     const T* c = &td.col[k * d];
-                    T* lk = &loc[k * stride];
+                    V* lk = &loc[k * stride];
                     const T gx = td.x[k], dy = td.y[k] - fy;
                     const T ca = td.ca[k], cb = td.cb[k], cc = td.cc[k], op = td.op[k];
                     const int32_t p0 = rows.p0[r], p1 = rows.p1[r];
@@ -477,34 +479,33 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                             vmx2 = v_sig2 * (ca * dx + cb * dy);
                             vmy2 = v_sig2 * (cb * dx + cc * dy);
                         }
-                        // add the lanes in pixel order: each accumulator sums its pixels in (row, column) order
-                        for (int l = 0; l < W; ++l) {
-                            if (!ok[l]) continue;
-                            for (int64_t j = 0; j < d; ++j)
-                                lk[10 + j] += j < 16 ? gcol[j][l] : a[l] * tbi[l] * go[j * rw + o + l];
-                            if (!unc[l]) continue;
-                            lk[5] += v_op[l];
-                            lk[2] += g_ca[l];
-                            lk[3] += g_cb[l];
-                            lk[4] += g_cc[l];
-                            lk[0] += vmx[l];
-                            lk[1] += vmy[l];
-                            if (absgrad) {
-                                lk[6] += std::abs(vmx[l]);
-                                lk[7] += std::abs(vmy[l]);
-                            }
-                            if (g_out2) {
-                                lk[8] += vmx2[l];
-                                lk[9] += vmy2[l];
-                            }
+                        for (int64_t j = 0; j < d; ++j)
+                            lk[10 + j] += ok ? (j < 16 ? gcol[j] : atb * vload<V>(&go[j * rw + o])) : V{};
+                        lk[5] += unc ? v_op : V{};
+                        lk[2] += unc ? g_ca : V{};
+                        lk[3] += unc ? g_cb : V{};
+                        lk[4] += unc ? g_cc : V{};
+                        lk[0] += unc ? vmx : V{};
+                        lk[1] += unc ? vmy : V{};
+                        if (absgrad) {
+                            lk[6] += unc ? (vmx < T(0) ? -vmx : vmx) : V{};
+                            lk[7] += unc ? (vmy < T(0) ? -vmy : vmy) : V{};
+                        }
+                        if (g_out2) {
+                            lk[8] += unc ? vmx2 : V{};
+                            lk[9] += unc ? vmy2 : V{};
                         }
                     }
                 }
             }
             for (int64_t k = 0; k < count; ++k) {
                 T* dst = mybuf + static_cast<int64_t>(td.gid[k]) * stride;
-                const T* src = &loc[k * stride];
-                for (int64_t j = 0; j < stride; ++j) dst[j] += src[j];
+                const V* src = &loc[k * stride];
+                for (int64_t j = 0; j < stride; ++j) {
+                    T sum = src[j][0];
+                    for (int l = 1; l < W; ++l) sum += src[j][l];
+                    dst[j] += sum;
+                }
             }
         }
     }
