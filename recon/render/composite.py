@@ -198,7 +198,7 @@ class RasterizeToPixels(torch.autograd.Function):
             from .cpp_ext import load_extension
 
             ext = load_extension()
-            out, t_final, n_contrib = ext.rasterize_fwd(
+            out, t_final, alphas, n_contrib = ext.rasterize_fwd(
                 flat_means.contiguous(), conics.contiguous(), colors.contiguous(), opacities.contiguous(),
                 backgrounds.contiguous() if backgrounds is not None else None,
                 width, height, tile_size, tile_offsets.int().contiguous(), flatten_ids.int().contiguous(),
@@ -207,12 +207,12 @@ class RasterizeToPixels(torch.autograd.Function):
             out, t_final = _forward_torch(flat_means, conics, colors, opacities, backgrounds, width, height,
                                           tile_size, tile_offsets, flatten_ids)
             n_contrib = None
+            alphas = (1 - t_final)[..., None]
         ctx.save_for_backward(means2d, conics, colors, opacities, backgrounds, tile_offsets, flatten_ids, t_final,
                               n_contrib)
         ctx.cfg = (width, height, tile_size, absgrad, impl)
         ctx.means2d_ref = means2d  # gsplat sets .absgrad on the caller's means2d tensor
         ctx.split = split
-        alphas = (1 - t_final)[..., None]
         return out, alphas
 
     @staticmethod

@@ -20,14 +20,20 @@ from .sh import eval_sh
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
 
 
+def _per_camera(x: Tensor, n_cam: int) -> Tensor:
+    """``x`` broadcast to a leading camera axis; one camera is a plain view, whose backward costs nothing (an expand's
+    backward is a sum over the camera axis, a full pass over the gradient)."""
+    return x[None] if n_cam == 1 else x.expand(n_cam, *x.shape)
+
+
 def _colors_per_camera(
     colors: Tensor, sh_degree: int | None, means: Tensor, viewmats: Tensor, radii: Tensor
 ) -> Tensor:
     """Per-camera colours [C, N, D]: post-activation colours broadcast, or SH evaluated (+0.5, clamped at 0)."""
     n_cam, n = radii.shape[:2]
     if sh_degree is None:
-        return colors.expand(n_cam, n, colors.shape[-1]) if colors.dim() == 2 else colors
-    coeffs = colors if colors.dim() == 4 else colors.expand(n_cam, *colors.shape)
+        return _per_camera(colors, n_cam) if colors.dim() == 2 else colors
+    coeffs = colors if colors.dim() == 4 else _per_camera(colors, n_cam)
     campos = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3] camera centres, world metres
     vis = (radii > 0).all(-1).reshape(-1).nonzero().squeeze(1)  # only visible ones are ever composited
     cam_idx, g_idx = vis // n, vis % n
@@ -77,7 +83,7 @@ def rasterize_cpu(
         means, quats, scales, opacities, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane,
         far_plane=far_plane, radius_clip=radius_clip, calc_compensations=rasterize_mode == "antialiased",
     )
-    opac = opacities[None, :].expand(n_cam, -1)
+    opac = _per_camera(opacities, n_cam)
     if proj.compensations is not None:
         opac = opac * proj.compensations
     means2d = proj.means2d

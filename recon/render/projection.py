@@ -148,6 +148,7 @@ class _ProjectCpp(torch.autograd.Function):
             viewmats.contiguous(), Ks.contiguous(), width, height, eps2d, near, far, radius_clip, calc_comp,
         )
         ctx.save_for_backward(means, quats, scales, viewmats, Ks, radii)
+        ctx.set_materialize_grads(False)  # outputs without gradient reach backward as None, not as zero tensors
         ctx.cfg = (width, height, eps2d, near, far, calc_comp)
         ctx.mark_non_differentiable(radii)
         return radii, means2d, depths, conics, comps
@@ -159,15 +160,12 @@ class _ProjectCpp(torch.autograd.Function):
         means, quats, scales, viewmats, Ks, radii = ctx.saved_tensors
         width, height, eps2d, near, far, calc_comp = ctx.cfg
 
-        def g(v, like):
-            return torch.zeros_like(like) if v is None else v.contiguous()
+        def g(v):  # an output without gradient is passed as None (zero to the kernel)
+            return None if v is None else v.to(means.dtype).contiguous()
 
         v_means, v_quats, v_scales = load_extension().project_bwd(
             means.contiguous(), quats.contiguous(), scales.contiguous(), viewmats.contiguous(), Ks.contiguous(),
-            width, height, eps2d, near, far, radii, g(v_means2d, radii.to(means.dtype)),
-            g(v_depths, radii[..., 0].to(means.dtype)),
-            g(v_conics, radii.new_zeros(radii.shape[:-1] + (3,), dtype=means.dtype)),
-            g(v_comps, radii[..., 0].to(means.dtype)), calc_comp,
+            width, height, eps2d, near, far, radii, g(v_means2d), g(v_depths), g(v_conics), g(v_comps), calc_comp,
         )
         return v_means, v_quats, v_scales, None, None, None, None, None, None, None, None, None, None
 

@@ -205,7 +205,8 @@ constexpr int64_t kChunk = 128;
 template <typename T>
 void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac, const T* bg, int64_t d,
               int64_t n_img, int64_t width, int64_t height, int64_t ts, int64_t tw, int64_t th,
-              const int32_t* offsets, const int32_t* ids, int64_t n_isects, T* out, T* t_final, int32_t* n_contrib) {
+              const int32_t* offsets, const int32_t* ids, int64_t n_isects, T* out, T* t_final, T* alphas,
+              int32_t* n_contrib) {
     typedef typename Simd<T>::V V;
     typedef typename Simd<T>::M M;
     typedef typename std::remove_reference<decltype(M{}[0])>::type MI;
@@ -299,6 +300,7 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                     for (int64_t j = 0; j < d; ++j)
                         out[pix * d + j] = acc_px[ry * rw * d + j * rw + rx] + (bgi ? trans * bgi[j] : T(0));
                     t_final[pix] = trans;
+                    alphas[pix] = T(1) - trans;
                     n_contrib[pix] = static_cast<int32_t>(last_px[p]);
                 }
             }
@@ -530,17 +532,19 @@ std::vector<torch::Tensor> rasterize_fwd(torch::Tensor means2d, torch::Tensor co
     const int64_t n_img = offsets.size(0), th = offsets.size(1), tw = offsets.size(2);
     const int64_t d = colors.size(1);
     auto fopt = colors.options();
-    auto out = torch::zeros({n_img, height, width, d}, fopt);
-    auto t_final = torch::ones({n_img, height, width}, fopt);
-    auto n_contrib = torch::zeros({n_img, height, width}, fopt.dtype(torch::kInt32));
+    // every pixel is written by the kernel (the tiles cover the image)
+    auto out = torch::empty({n_img, height, width, d}, fopt);
+    auto t_final = torch::empty({n_img, height, width}, fopt);
+    auto alphas = torch::empty({n_img, height, width, 1}, fopt);
+    auto n_contrib = torch::empty({n_img, height, width}, fopt.dtype(torch::kInt32));
     AT_DISPATCH_FLOATING_TYPES(colors.scalar_type(), "recon_rasterize_fwd", [&] {
         fwd_impl<scalar_t>(means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(), colors.data_ptr<scalar_t>(),
                            opac.data_ptr<scalar_t>(), bg.has_value() ? bg->data_ptr<scalar_t>() : nullptr, d, n_img,
                            width, height, ts, tw, th, offsets.data_ptr<int32_t>(), ids.data_ptr<int32_t>(),
                            ids.numel(), out.data_ptr<scalar_t>(), t_final.data_ptr<scalar_t>(),
-                           n_contrib.data_ptr<int32_t>());
+                           alphas.data_ptr<scalar_t>(), n_contrib.data_ptr<int32_t>());
     });
-    return {out, t_final, n_contrib};
+    return {out, t_final, alphas, n_contrib};
 }
 
 std::vector<torch::Tensor> rasterize_bwd(torch::Tensor means2d, torch::Tensor conics, torch::Tensor colors,
@@ -685,11 +689,12 @@ std::vector<torch::Tensor> project_fwd(torch::Tensor means, torch::Tensor quats,
                                        double radius_clip, bool calc_comp) {
     const int64_t n = means.size(0), nc = viewmats.size(0);
     auto fo = means.options();
-    auto radii = torch::zeros({nc, n, 2}, fo.dtype(torch::kInt32));
-    auto means2d = torch::zeros({nc, n, 2}, fo);
-    auto depths = torch::zeros({nc, n}, fo);
-    auto conics = torch::zeros({nc, n, 3}, fo);
-    auto comps = torch::ones({nc, n}, fo);
+    // every entry is written by the kernel
+    auto radii = torch::empty({nc, n, 2}, fo.dtype(torch::kInt32));
+    auto means2d = torch::empty({nc, n, 2}, fo);
+    auto depths = torch::empty({nc, n}, fo);
+    auto conics = torch::empty({nc, n, 3}, fo);
+    auto comps = torch::empty({nc, n}, fo);
     AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "recon_project_fwd", [&] {
         using T = scalar_t;
         const T *pm = means.data_ptr<T>(), *pq = quats.data_ptr<T>(), *ps = scales.data_ptr<T>();
@@ -707,7 +712,7 @@ std::vector<torch::Tensor> project_fwd(torch::Tensor means, torch::Tensor quats,
                 const T dets = st.det_ok ? st.det : T(1);
                 const T a = st.a0 + T(eps2d), c = st.c0 + T(eps2d);
                 pc[3 * idx] = c / dets; pc[3 * idx + 1] = -st.b0 / dets; pc[3 * idx + 2] = a / dets;
-                if (calc_comp) pcomp[idx] = st.comp;
+                pcomp[idx] = calc_comp ? st.comp : T(1);
                 bool valid = st.depth_ok && st.det_ok;
                 float ext = 3.33f;
                 const T oc = po[g] * (calc_comp ? st.comp : T(1));
@@ -719,10 +724,8 @@ std::vector<torch::Tensor> project_fwd(torch::Tensor means, torch::Tensor quats,
                 if (rx <= T(radius_clip) && ry <= T(radius_clip)) valid = false;
                 const T mx = p2[2 * idx], my = p2[2 * idx + 1];
                 if (mx + rx <= 0 || mx - rx >= width || my + ry <= 0 || my - ry >= height) valid = false;
-                if (valid) {
-                    pr[2 * idx] = static_cast<int32_t>(rx);
-                    pr[2 * idx + 1] = static_cast<int32_t>(ry);
-                }
+                pr[2 * idx] = valid ? static_cast<int32_t>(rx) : 0;
+                pr[2 * idx + 1] = valid ? static_cast<int32_t>(ry) : 0;
             }
         });
     });
@@ -732,19 +735,24 @@ std::vector<torch::Tensor> project_fwd(torch::Tensor means, torch::Tensor quats,
 std::vector<torch::Tensor> project_bwd(torch::Tensor means, torch::Tensor quats, torch::Tensor scales,
                                        torch::Tensor viewmats, torch::Tensor Ks, int64_t width, int64_t height,
                                        double eps2d, double near_plane, double far_plane, torch::Tensor radii,
-                                       torch::Tensor v_means2d, torch::Tensor v_depths, torch::Tensor v_conics,
-                                       torch::Tensor v_comps, bool calc_comp) {
+                                       c10::optional<torch::Tensor> v_means2d, c10::optional<torch::Tensor> v_depths,
+                                       c10::optional<torch::Tensor> v_conics, c10::optional<torch::Tensor> v_comps,
+                                       bool calc_comp) {
+    // an absent output gradient is zero
     const int64_t n = means.size(0), nc = viewmats.size(0);
-    auto v_means = torch::zeros_like(means);
-    auto v_quats = torch::zeros_like(quats);
-    auto v_scales = torch::zeros_like(scales);
+    // every entry is written by the kernel
+    auto v_means = torch::empty_like(means);
+    auto v_quats = torch::empty_like(quats);
+    auto v_scales = torch::empty_like(scales);
     AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "recon_project_bwd", [&] {
         using T = scalar_t;
         const T *pm = means.data_ptr<T>(), *pq = quats.data_ptr<T>(), *ps = scales.data_ptr<T>();
         const T *pv = viewmats.data_ptr<T>(), *pk = Ks.data_ptr<T>();
         const int32_t* pr = radii.data_ptr<int32_t>();
-        const T *g2 = v_means2d.data_ptr<T>(), *gd = v_depths.data_ptr<T>(), *gc = v_conics.data_ptr<T>();
-        const T* gcomp = v_comps.data_ptr<T>();
+        auto ptr = [](const c10::optional<torch::Tensor>& v) -> const T* {
+            return v.has_value() ? v->data_ptr<T>() : nullptr;
+        };
+        const T *g2 = ptr(v_means2d), *gd = ptr(v_depths), *gc = ptr(v_conics), *gcomp = ptr(v_comps);
         T *om = v_means.data_ptr<T>(), *oq = v_quats.data_ptr<T>(), *os = v_scales.data_ptr<T>();
         // parallel over Gaussians; cameras looped inside so each Gaussian's gradient has one writer
         at::parallel_for(0, n, 1024, [&](int64_t b, int64_t e) {
@@ -764,7 +772,8 @@ std::vector<torch::Tensor> project_bwd(torch::Tensor means, torch::Tensor quats,
                     const T a = st.a0 + T(eps2d), c = st.c0 + T(eps2d), det = st.det;
                     // conic = inv(S_blur): dL/dS = -inv V inv, V symmetric with off-diagonals v1 / 2
                     const T i00 = c / det, i01 = -st.b0 / det, i11 = a / det;
-                    const T v0 = gc[3 * idx], v1 = T(0.5) * gc[3 * idx + 1], v2 = gc[3 * idx + 2];
+                    const T v0 = gc ? gc[3 * idx] : T(0), v1 = T(0.5) * (gc ? gc[3 * idx + 1] : T(0));
+                    const T v2 = gc ? gc[3 * idx + 2] : T(0);
                     // (inv V inv) entries
                     const T t00 = i00 * v0 + i01 * v1, t01 = i00 * v1 + i01 * v2;
                     const T t10 = i01 * v0 + i11 * v1, t11 = i01 * v1 + i11 * v2;
@@ -772,7 +781,7 @@ std::vector<torch::Tensor> project_bwd(torch::Tensor means, torch::Tensor quats,
                     T gb = -(t00 * i01 + t01 * i11) - (t10 * i00 + t11 * i01);
                     T gcc = -(t10 * i01 + t11 * i11);
                     if (calc_comp) {
-                        const T vc = gcomp[idx];
+                        const T vc = gcomp ? gcomp[idx] : T(0);
                         const T r = st.det_orig / det;
                         if (r > 0 && st.comp > 0) {
                             const T vr = vc * T(0.5) / st.comp;
@@ -800,10 +809,10 @@ std::vector<torch::Tensor> project_bwd(torch::Tensor means, torch::Tensor quats,
                     const T x = st.mc[0], y = st.mc[1], z = st.mc[2];
                     const T rz = T(1) / z, rz2 = rz * rz, rz3 = rz2 * rz;
                     T vmc[3];
-                    const T vx2 = g2[2 * idx], vy2 = g2[2 * idx + 1];
+                    const T vx2 = g2 ? g2[2 * idx] : T(0), vy2 = g2 ? g2[2 * idx + 1] : T(0);
                     vmc[0] = fx * rz * vx2;
                     vmc[1] = fy * rz * vy2;
-                    vmc[2] = -(fx * x * vx2 + fy * y * vy2) * rz2 + gd[idx];
+                    vmc[2] = -(fx * x * vx2 + fy * y * vy2) * rz2 + (gd ? gd[idx] : T(0));
                     vmc[2] += -fx * rz2 * vJ[0] - fy * rz2 * vJ[4];
                     const T tx = -J[2] / (fx * rz2), ty = -J[5] / (fy * rz2);
                     if (!st.clamp_x) {
@@ -829,7 +838,11 @@ std::vector<torch::Tensor> project_bwd(torch::Tensor means, torch::Tensor quats,
                         for (int j = 0; j < 3; ++j)
                             vS_w[3 * i + j] += Rc[i] * tmp[j] + Rc[4 + i] * tmp[3 + j] + Rc[8 + i] * tmp[6 + j];
                 }
-                if (!any) continue;
+                if (!any) {
+                    for (int i = 0; i < 3; ++i) om[3 * g + i] = os[3 * g + i] = T(0);
+                    for (int i = 0; i < 4; ++i) oq[4 * g + i] = T(0);
+                    continue;
+                }
                 for (int i = 0; i < 3; ++i) om[3 * g + i] = vm_w[i];
                 // Sw = M M^T -> vM = (vS + vS^T) M ; M = R diag(s)
                 T vM[9];
@@ -879,11 +892,12 @@ std::vector<torch::Tensor> isect_tiles_cpu(torch::Tensor means2d, torch::Tensor 
     const int32_t* pr = radii.data_ptr<int32_t>();
     const uint32_t* pdep = reinterpret_cast<const uint32_t*>(dep.data_ptr<float>());
     const int64_t n_tiles = tw * th;
-    auto tpg = torch::zeros({n_img, n}, torch::dtype(torch::kInt32));
+    auto tpg = torch::empty({n_img, n}, torch::dtype(torch::kInt32));
     int32_t* ptpg = tpg.data_ptr<int32_t>();
     std::vector<int32_t> box(4 * nf);
     at::parallel_for(0, nf, 4096, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
+            ptpg[i] = 0;
             if (pr[2 * i] <= 0 || pr[2 * i + 1] <= 0) continue;
             const float tx = pm[2 * i] / ts, ty = pm[2 * i + 1] / ts;
             const float rx = pr[2 * i] / static_cast<float>(ts), ry = pr[2 * i + 1] / static_cast<float>(ts);
