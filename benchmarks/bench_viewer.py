@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from browser_util import canvas_pixels, chromium_path, free_port, headless_page  # noqa: E402
+from support.browser import canvas_pixels, chromium_path, free_port, headless_page  # noqa: E402
 
 from recon.model.ply import SH_C0, save_ply  # noqa: E402
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,6 @@ import pytest
 # Keep tests deterministic and polite on 2-core CI machines.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -21,14 +20,6 @@ def _seed() -> None:
 
     np.random.seed(0)
     torch.manual_seed(0)
-
-
-def shared_data(name: str) -> Path:
-    """Path of a folder under ../shared/data, or skip the test with a clear reason when it is absent."""
-    p = SHARED_DATA / name
-    if not p.is_dir():
-        pytest.skip(f"real data folder shared/data/{name} not present in this checkout")
-    return p
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +41,32 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny_street(tmp_path_factory: pytest.TempPathFactory):
+    from recon.data.synth import SynthConfig, make_street
+
+    out = tmp_path_factory.mktemp("tiny") / "street"
+    return make_street(SynthConfig(seed=1, width=64, height=40, n_frames=9, defocus_frames=0), out)
+
+
+@pytest.fixture(scope="session")
+def bench_street(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 96x64 synthetic street, 9 frames of 3 cameras, with LiDAR (the bench and batch tests' scene)."""
+    from support.bench import make_tiny_street
+
+    return make_tiny_street(tmp_path_factory.mktemp("tiny") / "street")
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[object]:
+    """A local Ray instance with 2 CPUs for the whole session (skipped where Ray is not installed)."""
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install '.[cluster]'")
+    started = False
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        started = True
+    yield ray
+    if started:
+        ray.shutdown()
