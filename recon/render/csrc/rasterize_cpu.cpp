@@ -200,7 +200,7 @@ inline Hit<T> hit(const TileData<T>& td, int64_t k, T fy, typename Simd<T>::V fx
 // never gathered nor intersected with the rows. Within a row, Gaussians are the outer loop and groups of W pixels
 // of each one's span the inner loop; every pixel still sees the same Gaussians in the same order, with the same
 // arithmetic, as a front-to-back walk of the whole list.
-constexpr int64_t kChunk = 128;
+constexpr int64_t kChunk = 64;
 
 template <typename T>
 void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac, const T* bg, int64_t d,
@@ -977,7 +977,24 @@ std::vector<torch::Tensor> isect_tiles_cpu(torch::Tensor means2d, torch::Tensor 
     return {tpg, isect_ids, flatten_ids, offsets};
 }
 
+// The compositor's float32 exp on a tensor (for tests of its accuracy).
+torch::Tensor exp_f32(torch::Tensor x) {
+    TORCH_CHECK(x.scalar_type() == torch::kFloat32 && x.is_contiguous(), "exp_f32: contiguous float32 tensor");
+    auto y = torch::empty_like(x);
+    const float* px = x.data_ptr<float>();
+    float* py = y.data_ptr<float>();
+    const int64_t n = x.numel();
+    for (int64_t i = 0; i < n; i += 4) {
+        Simd<float>::V v{};
+        for (int64_t l = 0; l < 4 && i + l < n; ++l) v[l] = px[i + l];
+        const Simd<float>::V e = vexp(v);
+        for (int64_t l = 0; l < 4 && i + l < n; ++l) py[i + l] = e[l];
+    }
+    return y;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+    m.def("exp_f32", &exp_f32, "the float32 exp of the compositing kernels");
     m.def("rasterize_fwd", &rasterize_fwd, "recon CPU tile rasterizer forward");
     m.def("rasterize_bwd", &rasterize_bwd, "recon CPU tile rasterizer backward");
     m.def("project_fwd", &project_fwd, "recon CPU EWA projection forward");
