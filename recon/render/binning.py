@@ -87,7 +87,7 @@ def isect_tiles(
 def isect_tiles_cpp(
     means2d: Tensor, radii: Tensor, depths: Tensor, tile_size: int, tile_width: int, tile_height: int
 ) -> Bins:
-    """:func:`isect_tiles` in the C++ extension (counting sort into tiles, then a per-tile depth sort)."""
+    """:func:`isect_tiles` in the C++ extension (one radix sort by depth, then a counting sort into tiles)."""
     from .cpp_ext import load_extension
 
     tpg, isect_ids, flatten_ids, offsets = load_extension().isect_tiles(

@@ -1,13 +1,15 @@
-// CPU compositing kernels for recon.render (gsplat 1.5.3 rules), OpenMP over tiles.
+// CPU kernels for recon.render (gsplat 1.5.3 rules): compositing, EWA projection and tile binning, OpenMP over tiles.
 //
-// Forward: per tile, gather the tile's depth-sorted Gaussians into contiguous buffers, then per pixel walk the list
-// front to back: sigma = 0.5 (a dx^2 + c dy^2) + b dx dy with dx = mean - (pixel + 0.5); skip sigma < 0 or
-// alpha < 1/255 (alpha = min(0.999, opacity exp(-sigma))); stop (exclusively) when T would drop to <= 1e-4.
-// Each tile's depth-sorted list is consumed in chunks while any of its pixels still transmits light, and the forward
-// saves per pixel the length of the list prefix holding its contributors.
-// Backward: per pixel, recompute the forward contributions (within the saved prefix) and walk them back to front
-// with the exact suffix sums; gradients go to per-thread buffers summed at the end (no atomics). Tiles are dealt to
-// threads statically so each buffer sums the same tiles in the same order every run: training is reproducible.
+// Forward: per tile, gather the tile's depth-sorted Gaussians into contiguous buffers and walk them front to back:
+// sigma = 0.5 (a dx^2 + c dy^2) + b dx dy with dx = mean - (pixel + 0.5); skip sigma < 0 or alpha < 1/255
+// (alpha = min(0.999, opacity exp(-sigma))); stop (exclusively) when T would drop to <= 1e-4. The list is consumed
+// in chunks while any pixel of the tile still transmits light; per pixel row, each Gaussian updates the pixels of
+// its alpha >= 1/255 span, W at a time in short vectors (the same operations, in the same order per pixel, as a
+// scalar walk). The forward saves per pixel the length of the list prefix holding its contributors.
+// Backward: per row, recompute the forward contributions (within the saved prefix) and walk them back to front with
+// the exact suffix sums; gradients go to per-lane accumulators per tile, then per-thread buffers summed at the end
+// (no atomics). Tiles are dealt to threads statically so each buffer sums the same tiles in the same order every
+// run: training is reproducible.
 #include <torch/extension.h>
 
 #include <algorithm>
