@@ -29,13 +29,20 @@ from recon.render.projection import covariance_3d
 
 
 @dataclass
-class DefaultStrategyConfig:
-    """3DGS densification (gsplat's ``DefaultStrategy``): clone, split and prune by screen-space gradient."""
+class RefineSchedule:
+    """When a strategy changes the set of Gaussians: every ``refine_every`` iterations from ``refine_start`` until
+    ``refine_stop``."""
 
-    kind: ClassVar[str] = "default"
     refine_start: int = 200
     refine_stop: int = 1_800
     refine_every: int = 100
+
+
+@dataclass
+class DefaultStrategyConfig(RefineSchedule):
+    """3DGS densification (gsplat's ``DefaultStrategy``): clone, split and prune by screen-space gradient."""
+
+    kind: ClassVar[str] = "default"
     reset_every: int = 100_000
     """Opacity reset period (default off: short CPU schedules lose more than they gain from resets)."""
     grow_grad2d: float = 0.0002
@@ -49,14 +56,11 @@ class DefaultStrategyConfig:
 
 
 @dataclass
-class MCMCStrategyConfig:
+class MCMCStrategyConfig(RefineSchedule):
     """3DGS-MCMC (gsplat's ``MCMCStrategy``): dead Gaussians relocated onto live ones, growth up to a budget, position
     noise; with its opacity and scale regularisers."""
 
     kind: ClassVar[str] = "mcmc"
-    refine_start: int = 200
-    refine_stop: int = 1_800
-    refine_every: int = 100
     cap_max: int = 150_000
     """Maximum number of Gaussians."""
     noise_lr: float = 5e5

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from support.scripts import load_benchmark
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str):  # noqa: ANN202
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-gc = _load("gpu_check")
+gc = load_benchmark("gpu_check")
 SMALL = [(150, 48, 32, "classic", 0), (150, 48, 32, "antialiased", 1)]
 
 
