@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support.gaussians import random_gaussians
 
 from recon.render import rasterize
 from recon.render.cpp_ext import extension_available, load_extension
@@ -17,14 +18,7 @@ DT = torch.float64
 
 def scene(n: int, seed: int, d: int = 3, dtype=DT, depth: float = 5.0, spread: float = 1.2):
     """N Gaussians in front of the camera (metres), random orientations, scales 3-28 cm, D-channel colours."""
-    g = torch.Generator().manual_seed(seed)
-    means = torch.randn(n, 3, generator=g, dtype=dtype) * torch.tensor([spread, spread * 0.7, 1.0], dtype=dtype)
-    means[:, 2] += depth
-    quats = torch.randn(n, 4, generator=g, dtype=dtype)
-    scales = torch.rand(n, 3, generator=g, dtype=dtype) * 0.25 + 0.03
-    opac = torch.rand(n, generator=g, dtype=dtype) * 0.9 + 0.05
-    colors = torch.rand(n, d, generator=g, dtype=dtype)
-    return [means, quats, scales, opac, colors]
+    return random_gaussians(n, seed, dtype, depth, spread, channels=d)
 
 
 def camera(w: int, h: int, f: float = 40.0, dtype=DT):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support.gaussians import random_gaussians
 
 from recon.errors import ReconError
 from recon.render import rasterize
@@ -15,17 +16,7 @@ DT = torch.float64
 
 
 def scene(n: int = 60, seed: int = 0, dtype=DT, depth: float = 5.0, spread: float = 1.2, sh: int | None = None):
-    g = torch.Generator().manual_seed(seed)
-    means = torch.randn(n, 3, generator=g, dtype=dtype) * torch.tensor([spread, spread * 0.7, 1.0], dtype=dtype)
-    means[:, 2] += depth
-    quats = torch.randn(n, 4, generator=g, dtype=dtype)
-    scales = torch.rand(n, 3, generator=g, dtype=dtype) * 0.25 + 0.03
-    opac = torch.rand(n, generator=g, dtype=dtype) * 0.9 + 0.05
-    if sh is None:
-        colors = torch.rand(n, 3, generator=g, dtype=dtype)
-    else:
-        colors = torch.randn(n, (sh + 1) ** 2, 3, generator=g, dtype=dtype) * 0.3
-    return means, quats, scales, opac, colors
+    return tuple(random_gaussians(n, seed, dtype, depth, spread, sh=sh))
 
 
 def camera(w: int, h: int, f: float = 40.0, n_cam: int = 1, dtype=DT):
