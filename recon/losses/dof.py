@@ -92,6 +92,25 @@ def far_band_lens(depth: torch.Tensor, fx: Any, target_max_blur_px: float, band_
     return f, calibrated_aperture(fx, near, f[:, 0], f, target_max_blur_px), near
 
 
+def occlusion_edge_mask(depth: torch.Tensor, radius_px: int, ratio: float = 1.3) -> torch.Tensor:
+    """``[B, 1, H, W]`` weights: 0 within ``radius_px`` of a depth discontinuity of ``depth`` (metres, 0 = unknown),
+    1 elsewhere.
+
+    A discontinuity is a window of side ``2 radius_px + 1`` whose farthest known depth exceeds its nearest by more
+    than ``ratio``. There a densified prior is least trustworthy (interpolation, and a LiDAR that sees around the
+    camera's occluding edges from its own viewpoint), and the thin-lens layer model's blur is most sensitive to it.
+    """
+    if radius_px <= 0:
+        return torch.ones_like(depth)
+    k = 2 * int(radius_px) + 1
+    known = depth > 0
+    far = torch.nn.functional.max_pool2d(torch.where(known, depth, 0.0), k, stride=1, padding=radius_px)
+    inv = torch.where(known, 1.0 / depth.clamp_min(1e-6), 0.0)
+    near_inv = torch.nn.functional.max_pool2d(inv, k, stride=1, padding=radius_px)
+    edge = far * near_inv > ratio  # far / near, both taken over the known pixels of the window
+    return (~edge).to(depth.dtype)
+
+
 def dof_loss(pred_rgb: torch.Tensor, pred_depth: torch.Tensor, gt_rgb: torch.Tensor, prior_depth: torch.Tensor,
              prior_conf: torch.Tensor | None, fx: Any, focus_m: torch.Tensor, aperture_m: Any,
              ssim_weight: float = 0.2, *, kernel: str = "disk", layer_step_px: float = 2.0,

@@ -65,6 +65,11 @@ class LossConfig:
     dof_lenses_per_step: int = 1
     """Lenses evaluated per step, in rotation (0 = all every step; 1 keeps the overhead of one defocus pass)."""
     dof_start: int = 200
+    dof_edge_mask_px: int = 0
+    """Drop the DoF loss within this many pixels of a depth discontinuity of the prior (0: keep every pixel; see
+    recon.losses.dof.occlusion_edge_mask): densified priors are least reliable at occlusion edges."""
+    dof_edge_ratio: float = 1.3
+    """Depth ratio (farther / nearer within the window) that counts as a discontinuity for --loss.dof-edge-mask-px."""
     mv_weight: float = 0.0
     """Multi-view consistency loss (preset 'mv')."""
     mv_start: int = 200

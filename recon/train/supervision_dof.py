@@ -26,6 +26,7 @@ from recon.losses.dof import (
     dof_loss,
     far_band_lens,
     focus_distances_from_prior,
+    occlusion_edge_mask,
 )
 from recon.model.render_frame import RenderOutput
 from recon.train.config import LossConfig
@@ -87,6 +88,8 @@ class DofSupervision:
                 d = F.interpolate(d, size=(v.height, v.width), mode="nearest")
                 c = F.interpolate(c, size=(v.height, v.width), mode="nearest")
             d, c = d.to(trainer.device), c.to(trainer.device)
+            if cfg.dof_edge_mask_px > 0:
+                c = c * occlusion_edge_mask(d, cfg.dof_edge_mask_px, cfg.dof_edge_ratio)
             self.priors[v.frame.id] = (d, c)
             self.lenses[v.frame.id] = view_lenses(d, float(v.K[0, 0]), cfg)
 

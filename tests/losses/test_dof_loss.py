@@ -179,3 +179,19 @@ def test_view_lenses_and_rotation() -> None:
     assert far.mask is not None and far.max_coc_px == pytest.approx(12.0)
     assert bool(far.mask[..., :, :20].eq(0).all()) and float(far.mask.mean()) > 0.1  # the 5 m third is not scored
     assert len(view_lenses(prior.float(), 100.0, LossConfig(dof_focus_count=2, dof_far_band=False))) == 2
+
+
+def test_occlusion_edge_mask_drops_a_band_around_discontinuities_only() -> None:
+    from recon.losses.dof import occlusion_edge_mask
+
+    depth = torch.full((1, 1, 20, 30), 50.0)
+    depth[..., :, :10] = 5.0  # a near wall beside a far background: an edge between columns 9 and 10
+    depth[..., :, 20:] = torch.linspace(50.0, 55.0, 10)  # a slanted surface, no edge
+    depth[..., 0, 25] = 0.0  # unknown pixels neither make nor hide an edge
+    m = occlusion_edge_mask(depth, 2, ratio=1.3)
+    assert m.shape == depth.shape
+    cols = m[0, 0].min(0).values
+    assert cols[8:12].eq(0).all() and cols[:8].eq(1).all() and cols[12:].eq(1).all()
+    assert occlusion_edge_mask(depth, 0).eq(1).all()
+    # a ratio above the jump keeps everything
+    assert occlusion_edge_mask(depth, 2, ratio=20.0).eq(1).all()
