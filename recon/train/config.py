@@ -65,6 +65,9 @@ class LossConfig:
     dof_lenses_per_step: int = 1
     """Lenses evaluated per step, in rotation (0 = all every step; 1 keeps the overhead of one defocus pass)."""
     dof_start: int = 200
+    dof_depth_gradient: bool = True
+    """Let the DoF loss move depth (False: rendered depth and alpha are detached in it, so it reaches colours and
+    shapes through the blurred image only; an ablation separating its depth signal from its image signal)."""
     dof_edge_mask_px: int = 0
     """Drop the DoF loss within this many pixels of a depth discontinuity of the prior (0: keep every pixel; see
     recon.losses.dof.occlusion_edge_mask): densified priors are least reliable at occlusion edges."""

@@ -78,6 +78,7 @@ class DofSupervision:
         self.weight, self.start = cfg.dof_weight, cfg.dof_start
         self.iters, self.fade_from = trainer.cfg.iters, cfg.depth_fade_from
         self.per_step = cfg.dof_lenses_per_step
+        self.depth_gradient = cfg.dof_depth_gradient
         self.priors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.lenses: dict[str, list[VirtualLens]] = {}
         for v in tqdm(trainer.views, desc=f"depth priors ({cfg.dof_prior})", leave=False):
@@ -102,7 +103,8 @@ class DofSupervision:
         if 0 < self.per_step < len(lenses):  # rotate through the lenses: same average, a fraction of the cost
             first = (step * self.per_step) % len(lenses)
             lenses = [lenses[(first + i) % len(lenses)] for i in range(self.per_step)]
-        pred_depth = composite_depth(out.depth, out.alpha)[None, None]
+        depth, alpha = (out.depth, out.alpha) if self.depth_gradient else (out.depth.detach(), out.alpha.detach())
+        pred_depth = composite_depth(depth, alpha)[None, None]
         pred_rgb, gt_rgb = out.rgb.permute(2, 0, 1)[None], view.image.permute(2, 0, 1)[None]
         loss = sum(dof_loss(pred_rgb, pred_depth, gt_rgb, prior, conf, view.K[0, 0], lens.focus_m, lens.aperture_m,
                             mask=lens.mask, max_coc_px=lens.max_coc_px) for lens in lenses) / len(lenses)

@@ -243,3 +243,32 @@ def test_a_training_step_leaves_no_reference_cycle_behind(tiny_street, tmp_path:
         assert raw() is None
     finally:
         gc.enable()
+
+
+def test_dof_edge_mask_and_depth_gradient_options(tiny_street, tmp_path: Path) -> None:
+    from recon.train.build import build_trainer
+
+    def dof_of(*extra: str):
+        cfg = tiny_cfg(tiny_street.root, tmp_path / "_".join(extra or ("plain",)), "lidar_dof", "--checkpoint-every",
+                       "0", "--loss.dof-start", "0", *extra)
+        prepare_run_folder(cfg)
+        tr = build_trainer(cfg)
+        return tr, next(s for s in tr.supervisions if s.name == "dof")
+
+    tr, plain = dof_of()
+    _, edged = dof_of("--loss.dof-edge-mask-px", "2")
+    fid = next(iter(plain.priors))
+    c0, c1 = plain.priors[fid][1], edged.priors[fid][1]
+    assert bool((c1 <= c0).all()) and float(c1.sum()) < float(c0.sum())  # only removes weight, and some
+
+    # without the depth gradient the loss reaches the image only: depth and alpha receive nothing from it
+    _, detached = dof_of("--loss.no-dof-depth-gradient")
+    for sup, expect in ((plain, True), (detached, False)):
+        view = tr.views[0]
+        out = tr.render(view, 0)
+        out.depth.retain_grad()
+        out.alpha.retain_grad()
+        sup(0, view, out)["dof"].backward()
+        got = out.depth.grad is not None and bool(out.depth.grad.abs().sum() > 0)
+        assert got == expect
+        assert out.rgb.requires_grad
