@@ -19,7 +19,9 @@
 #include <type_traits>
 #include <vector>
 
-#ifdef __SSE2__
+#ifdef __AVX2__
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 #ifdef _OPENMP
@@ -57,22 +59,35 @@ struct TileData {
 inline int num_threads() { return std::max(1, at::get_num_threads()); }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Short vectors (GCC/Clang vector extensions: SSE2 on x86-64, NEON on arm64; no -march needed) over W neighbouring
-// pixels of a tile row. Lane arithmetic is plain IEEE +, -, *, / without contraction, so a lane computes exactly
-// what the scalar expression would.
+// Short vectors (GCC/Clang vector extensions) over W neighbouring pixels of a tile row: 16 bytes by default (SSE2
+// on x86-64, NEON on arm64; no -march needed), 32 bytes when built with -mavx2 (recon/render/cpp_ext.py does so
+// only on a CPU with AVX2, into its own module). Lane arithmetic is plain IEEE +, -, *, / without contraction
+// (the AVX2 build also passes -ffp-contract=off), so a lane computes exactly what the scalar expression would,
+// whatever the width. The backward sums its per-lane gradient terms in accumulators of the 16-byte width (A, WA
+// lanes), folding each W-lane term in 16-byte pieces, low to high: the additions happen in the order of the 16-byte
+// build, so both builds give the same gradients bit for bit.
 template <typename T>
 struct Simd;
+#ifdef __AVX2__
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
 template <>
 struct Simd<float> {
-    typedef float V __attribute__((vector_size(16)));
-    typedef int32_t M __attribute__((vector_size(16)));  // lane masks: all ones or zero
-    static constexpr int W = 4;
+    typedef float V __attribute__((vector_size(kVecBytes)));
+    typedef int32_t M __attribute__((vector_size(kVecBytes)));  // lane masks: all ones or zero
+    typedef float A __attribute__((vector_size(16)));            // gradient accumulators
+    static constexpr int W = kVecBytes / 4;
+    static constexpr int WA = 4;
 };
 template <>
 struct Simd<double> {
-    typedef double V __attribute__((vector_size(16)));
-    typedef int64_t M __attribute__((vector_size(16)));
-    static constexpr int W = 2;
+    typedef double V __attribute__((vector_size(kVecBytes)));
+    typedef int64_t M __attribute__((vector_size(kVecBytes)));
+    typedef double A __attribute__((vector_size(16)));
+    static constexpr int W = kVecBytes / 8;
+    static constexpr int WA = 2;
 };
 
 template <typename V>
@@ -85,15 +100,34 @@ template <typename V>
 inline void vstore(void* p, V v) { std::memcpy(p, &v, sizeof(V)); }
 template <typename M>
 inline bool any_lane(M m) {
-#ifdef __SSE2__
-    __m128i v;
-    std::memcpy(&v, &m, sizeof(v));
-    return _mm_movemask_epi8(v) != 0;
-#else
-    uint64_t h[2];
-    std::memcpy(h, &m, sizeof(h));
-    return (h[0] | h[1]) != 0;
+#if defined(__AVX2__)
+    if constexpr (sizeof(M) == 32) {
+        __m256i v;
+        std::memcpy(&v, &m, sizeof(v));
+        return !_mm256_testz_si256(v, v);
+    }
 #endif
+#ifdef __SSE2__
+    if constexpr (sizeof(M) == 16) {
+        __m128i v;
+        std::memcpy(&v, &m, sizeof(v));
+        return _mm_movemask_epi8(v) != 0;
+    }
+#endif
+    uint64_t h[sizeof(M) / 8];
+    std::memcpy(h, &m, sizeof(h));
+    uint64_t o = 0;
+    for (uint64_t x : h) o |= x;
+    return o != 0;
+}
+// acc += v, v's lanes taken 16 bytes at a time from the low end (one addition when V is as wide as A)
+template <typename A, typename V>
+inline void fold_add(A& acc, V v) {
+    for (size_t h = 0; h < sizeof(V); h += sizeof(A)) {
+        A part;
+        std::memcpy(&part, reinterpret_cast<const char*>(&v) + h, sizeof(A));
+        acc += part;
+    }
 }
 
 // exp of float lanes: Cephes' expf (round-to-nearest range reduction by ln 2 in two parts, degree-5 polynomial),
@@ -124,7 +158,7 @@ inline Simd<float>::V vexp(Simd<float>::V x) {
 }
 inline Simd<double>::V vexp(Simd<double>::V x) {
     Simd<double>::V y;
-    for (int l = 0; l < 2; ++l) y[l] = std::exp(x[l]);
+    for (int l = 0; l < Simd<double>::W; ++l) y[l] = std::exp(x[l]);
     return y;
 }
 
@@ -330,6 +364,7 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
     typedef typename Simd<T>::M M;
     typedef typename std::remove_reference<decltype(M{}[0])>::type MI;
     constexpr int W = Simd<T>::W;
+    typedef typename Simd<T>::A AV;
     const int64_t stride = 10 + d;
     const int64_t n_tiles = n_img * tw * th;
     const int64_t rw = (ts + W - 1) / W * W;
@@ -348,7 +383,7 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
         RowList<T> rows;
         // per tile-list-entry accumulators [count, stride], one lane per pixel column of a lane group; the lanes are
         // summed when the tile is done
-        std::vector<V> loc;
+        std::vector<AV> loc;
         // the row's contributions, [row-list entry][lane] (only the groups of each entry's span are written)
         std::vector<T> al, tb, vs;
         std::vector<MI> okm, unm;
@@ -377,7 +412,7 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
             for (int64_t gi = 0; gi < rw / W; ++gi)
                 for (int l = 0; l < W; ++l) fx_v[gi][l] = x0f + static_cast<T>(gi * W + l);
             td.gather(means2d, conics, colors, opac, ids, start, count, d);
-            loc.assign(count * stride, V{});
+            loc.assign(count * stride, AV{});
             const T* bgi = bg ? bg + img * d : nullptr;
             for (int64_t ry = 0; ry < nh; ++ry) {
                 const int64_t py = y0 + ry;
@@ -439,7 +474,7 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                 for (int64_t r = nr - 1; r >= 0; --r) {
                     const int64_t k = rows.k[r];
                     const T* c = &td.col[k * d];
-                    V* lk = &loc[k * stride];
+                    AV* lk = &loc[k * stride];
                     const T gx = td.x[k], dy = td.y[k] - fy;
                     const T ca = td.ca[k], cb = td.cb[k], cc = td.cc[k], op = td.op[k];
                     const int32_t p0 = rows.p0[r], p1 = rows.p1[r];
@@ -484,30 +519,30 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                             vmy2 = v_sig2 * (cb * dx + cc * dy);
                         }
                         for (int64_t j = 0; j < d; ++j)
-                            lk[10 + j] += ok ? (j < 16 ? gcol[j] : atb * vload<V>(&go[j * rw + o])) : V{};
-                        lk[5] += unc ? v_op : V{};
-                        lk[2] += unc ? g_ca : V{};
-                        lk[3] += unc ? g_cb : V{};
-                        lk[4] += unc ? g_cc : V{};
-                        lk[0] += unc ? vmx : V{};
-                        lk[1] += unc ? vmy : V{};
+                            fold_add(lk[10 + j], ok ? (j < 16 ? gcol[j] : atb * vload<V>(&go[j * rw + o])) : V{});
+                        fold_add(lk[5], unc ? v_op : V{});
+                        fold_add(lk[2], unc ? g_ca : V{});
+                        fold_add(lk[3], unc ? g_cb : V{});
+                        fold_add(lk[4], unc ? g_cc : V{});
+                        fold_add(lk[0], unc ? vmx : V{});
+                        fold_add(lk[1], unc ? vmy : V{});
                         if (absgrad) {
-                            lk[6] += unc ? (vmx < T(0) ? -vmx : vmx) : V{};
-                            lk[7] += unc ? (vmy < T(0) ? -vmy : vmy) : V{};
+                            fold_add(lk[6], unc ? (vmx < T(0) ? -vmx : vmx) : V{});
+                            fold_add(lk[7], unc ? (vmy < T(0) ? -vmy : vmy) : V{});
                         }
                         if (g_out2) {
-                            lk[8] += unc ? vmx2 : V{};
-                            lk[9] += unc ? vmy2 : V{};
+                            fold_add(lk[8], unc ? vmx2 : V{});
+                            fold_add(lk[9], unc ? vmy2 : V{});
                         }
                     }
                 }
             }
             for (int64_t k = 0; k < count; ++k) {
                 T* dst = mybuf + static_cast<int64_t>(td.gid[k]) * stride;
-                const V* src = &loc[k * stride];
+                const AV* src = &loc[k * stride];
                 for (int64_t j = 0; j < stride; ++j) {
                     T sum = src[j][0];
-                    for (int l = 1; l < W; ++l) sum += src[j][l];
+                    for (int l = 1; l < Simd<T>::WA; ++l) sum += src[j][l];
                     dst[j] += sum;
                 }
             }
@@ -986,11 +1021,12 @@ torch::Tensor exp_f32(torch::Tensor x) {
     const float* px = x.data_ptr<float>();
     float* py = y.data_ptr<float>();
     const int64_t n = x.numel();
-    for (int64_t i = 0; i < n; i += 4) {
+    constexpr int W = Simd<float>::W;
+    for (int64_t i = 0; i < n; i += W) {
         Simd<float>::V v{};
-        for (int64_t l = 0; l < 4 && i + l < n; ++l) v[l] = px[i + l];
+        for (int64_t l = 0; l < W && i + l < n; ++l) v[l] = px[i + l];
         const Simd<float>::V e = vexp(v);
-        for (int64_t l = 0; l < 4 && i + l < n; ++l) py[i + l] = e[l];
+        for (int64_t l = 0; l < W && i + l < n; ++l) py[i + l] = e[l];
     }
     return y;
 }
