@@ -34,14 +34,23 @@ constexpr double kAlphaThreshold = 1.0 / 255.0;
 constexpr double kTEps = 1e-4;
 constexpr double kMaxAlpha = 0.999;
 
+constexpr int64_t kPad = 8;  // a multiple of every vector width (in lanes) used below
+
 template <typename T>
 struct TileData {
     std::vector<T> x, y, ca, cb, cc, op, thr, col;
     std::vector<int32_t> gid;
     void gather(const T* means2d, const T* conics, const T* colors, const T* opac, const int32_t* ids,
                 int64_t start, int64_t count, int64_t d) {
-        x.resize(count); y.resize(count); ca.resize(count); cb.resize(count); cc.resize(count);
-        op.resize(count); thr.resize(count); col.resize(count * d); gid.resize(count);
+        // the per-Gaussian arrays hold whole groups of kPad (RowList reads them a vector at a time); the padding
+        // entries have thr < 0, so nothing uses them
+        const int64_t cp = (count + kPad - 1) / kPad * kPad;
+        x.resize(cp); y.resize(cp); ca.resize(cp); cb.resize(cp); cc.resize(cp);
+        op.resize(cp); thr.resize(cp); col.resize(count * d); gid.resize(count);
+        for (int64_t k = count; k < cp; ++k) {
+            x[k] = y[k] = ca[k] = cb[k] = cc[k] = op[k] = T(0);
+            thr[k] = T(-1);
+        }
         for (int64_t k = 0; k < count; ++k) {
             const int32_t g = ids[start + k];
             gid[k] = g;
@@ -162,44 +171,110 @@ inline Simd<double>::V vexp(Simd<double>::V x) {
     return y;
 }
 
+// sqrt of every lane (IEEE, correctly rounded, as std::sqrt)
+template <typename V>
+inline V vsqrt(V x) {
+    typedef typename std::remove_reference<decltype(x[0])>::type E;
+#if defined(__AVX2__)
+    if constexpr (sizeof(V) == 32 && std::is_same<E, float>::value) {
+        __m256 v;
+        std::memcpy(&v, &x, 32);
+        v = _mm256_sqrt_ps(v);
+        std::memcpy(&x, &v, 32);
+        return x;
+    }
+    if constexpr (sizeof(V) == 32 && std::is_same<E, double>::value) {
+        __m256d v;
+        std::memcpy(&v, &x, 32);
+        v = _mm256_sqrt_pd(v);
+        std::memcpy(&x, &v, 32);
+        return x;
+    }
+#endif
+#ifdef __SSE2__
+    if constexpr (sizeof(V) == 16 && std::is_same<E, float>::value) {
+        __m128 v;
+        std::memcpy(&v, &x, 16);
+        v = _mm_sqrt_ps(v);
+        std::memcpy(&x, &v, 16);
+        return x;
+    }
+    if constexpr (sizeof(V) == 16 && std::is_same<E, double>::value) {
+        __m128d v;
+        std::memcpy(&v, &x, 16);
+        v = _mm_sqrt_pd(v);
+        std::memcpy(&x, &v, 16);
+        return x;
+    }
+#endif
+    for (size_t l = 0; l < sizeof(V) / sizeof(E); ++l) x[l] = std::sqrt(x[l]);
+    return x;
+}
+
 // For one pixel row of a tile: the Gaussians (in depth order) whose alpha >= 1/255 ellipse crosses the row, with
 // the span of pixels [p0, p1] (columns within the tile) it may cover. Outside the span sigma > log(255 opacity) +
 // 1e-3 analytically, so the exact per-pixel test would reject those pixels anyway; this only saves work. The span
 // is rounded outwards, so it holds every pixel centre of the analytic interval.
 template <typename T>
 struct RowList {
-    std::vector<int32_t> k, p0, p1;
+    std::vector<int32_t> k, p0, p1;  // entries [0, n)
+    int64_t n = 0;
+    // The Gaussians [0, count) of td, W at a time: the scalar bound's arithmetic on each lane (so the spans are
+    // those a scalar loop would give), then the kept lanes appended in order.
     void build(const TileData<T>& td, int64_t count, T fy, T x0f, int64_t nw) {
-        k.clear(); p0.clear(); p1.clear();
+        typedef typename Simd<T>::V V;
+        typedef typename Simd<T>::M M;
+        typedef typename std::remove_reference<decltype(M{}[0])>::type MI;
+        constexpr int W = Simd<T>::W;
+        static_assert(kPad % W == 0, "TileData pads to whole vectors");
+        if (static_cast<int64_t>(k.size()) < count + W) {
+            k.resize(count + W); p0.resize(count + W); p1.resize(count + W);
+        }
+        n = 0;
         const T x_max = x0f + static_cast<T>(nw - 1);
-        for (int64_t i = 0; i < count; ++i) {
-            const T thr = td.thr[i];
-            if (thr < 0) continue;
-            const T A = T(0.5) * td.ca[i];
-            const T dy = td.y[i] - fy;
-            const T B = td.cb[i] * dy;
-            const T C = T(0.5) * td.cc[i] * dy * dy - thr;
-            T l, h;
-            if (A > 0) {
-                const T disc = B * B - 4 * A * C;
-                if (disc < 0) continue;
-                const T sq = std::sqrt(disc);
-                const T r1 = (-B - sq) / (2 * A), r2 = (-B + sq) / (2 * A);  // dx = mean - px in [r1, r2]
-                const T marg = T(1e-3) + T(1e-5) * std::abs(td.x[i]);
-                l = td.x[i] - r2 - marg;
-                h = td.x[i] - r1 + marg;
-            } else {  // degenerate conic: no cheap bound, keep the whole row
-                l = -std::numeric_limits<T>::infinity();
-                h = std::numeric_limits<T>::infinity();
+        const T last = static_cast<T>(nw - 1);
+        const V inf = V{} + std::numeric_limits<T>::infinity();
+        M iota;
+        for (int l = 0; l < W; ++l) iota[l] = static_cast<MI>(l);
+        int32_t* pk = k.data();
+        int32_t* pa = p0.data();
+        int32_t* pb = p1.data();
+        for (int64_t i = 0; i < count; i += W) {
+            const V thr = vload<V>(&td.thr[i]);
+            const V x = vload<V>(&td.x[i]);
+            const V A = T(0.5) * vload<V>(&td.ca[i]);
+            const V dy = vload<V>(&td.y[i]) - fy;
+            const V B = vload<V>(&td.cb[i]) * dy;
+            const V C = T(0.5) * vload<V>(&td.cc[i]) * dy * dy - thr;
+            const V disc = B * B - 4 * A * C;
+            const V sq = vsqrt(disc);
+            const V r1 = (-B - sq) / (2 * A), r2 = (-B + sq) / (2 * A);  // dx = mean - px in [r1, r2]
+            const V marg = T(1e-3) + T(1e-5) * (x < T(0) ? -x : x);
+            // degenerate conic (A <= 0): no cheap bound, keep the whole row
+            const M pos = A > T(0);
+            const V l = pos ? x - r2 - marg : -inf;
+            const V h = pos ? x - r1 + marg : inf;
+            M keep = ~(thr < T(0)) & ~(pos & (disc < T(0))) & ~(h < x0f) & ~(l > x_max) &
+                     ((iota + static_cast<MI>(i)) < static_cast<MI>(count));
+            if (!any_lane(keep)) continue;
+            // a = max(0, floor(l - x0f)), b = min(nw - 1, ceil(h - x0f)); NaN bounds keep the whole row. Clamped
+            // first (to [0, nw] and [-1, nw - 1], where floor and ceil commute with the clamp), so the integer
+            // conversion cannot overflow.
+            const V lo = l - x0f, hi = h - x0f;
+            V lc = lo > T(0) ? lo : V{};
+            lc = lc < static_cast<T>(nw) ? lc : V{} + static_cast<T>(nw);
+            V hc = hi < last ? hi : V{} + last;
+            hc = hc > T(-1) ? hc : V{} - T(1);
+            const M a = __builtin_convertvector(lc, M);  // truncation = floor for lc >= 0
+            M b = __builtin_convertvector(hc, M);
+            b -= __builtin_convertvector(b, V) < hc;     // ceil: one more where truncation went down
+            keep &= a <= b;
+            for (int j = 0; j < W; ++j) {  // branch-free append of the kept lanes
+                pk[n] = static_cast<int32_t>(i + j);
+                pa[n] = static_cast<int32_t>(a[j]);
+                pb[n] = static_cast<int32_t>(b[j]);
+                n += keep[j] != 0;
             }
-            if (h < x0f || l > x_max) continue;
-            // NaN bounds keep the whole row (std::max / std::min return their first argument then)
-            const T a = std::max(T(0), std::floor(l - x0f));
-            const T b = std::min(static_cast<T>(nw - 1), std::ceil(h - x0f));
-            if (a > b) continue;
-            k.push_back(static_cast<int32_t>(i));
-            p0.push_back(static_cast<int32_t>(a));
-            p1.push_back(static_cast<int32_t>(b));
         }
     }
 };
@@ -288,7 +363,7 @@ void fwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                     if (row_alive[ry] == 0) continue;
                     const T fy = static_cast<T>(y0 + ry) + T(0.5);
                     rows.build(td, cn, fy, x0f, nw);
-                    const int64_t nr = static_cast<int64_t>(rows.k.size());
+                    const int64_t nr = rows.n;
                     T* trans_row = &trans_px[ry * rw];
                     T* acc_row = &acc_px[ry * rw * d];
                     MI* last_row = &last_px[ry * rw];
@@ -425,7 +500,7 @@ void bwd_impl(const T* means2d, const T* conics, const T* colors, const T* opac,
                 if (row_count == 0) continue;
                 const T fy = static_cast<T>(py) + T(0.5);
                 rows.build(td, row_count, fy, x0f, nw);
-                const int64_t nr = static_cast<int64_t>(rows.k.size());
+                const int64_t nr = rows.n;
                 if (static_cast<int64_t>(al.size()) < nr * rw) {
                     al.resize(nr * rw); tb.resize(nr * rw); vs.resize(nr * rw); okm.resize(nr * rw);
                     unm.resize(nr * rw);
