@@ -2,8 +2,10 @@
 
 For scenes scored against LiDAR (``recon eval`` / ``recon bench``), this prints for each run folder and each band
 (near < 10 m, mid 10-40 m, far > 40 m): pixels, AbsRel, the median signed relative error (positive: rendered too
-far) and the shares rendered more than 25% too far / too near. It also prints the cameras' height above the road as
-recon.model.ground measures it from the scene's SfM points and from the training frames' LiDAR.
+far) and the shares rendered more than 25% too far / too near; then the same band split into pixels at an occlusion
+edge (a LiDAR return nearer than ``EDGE_RATIO`` x the pixel's depth within ``EDGE_RADIUS_PX``) and the rest.
+It also prints the cameras' height above the road as recon.model.ground measures it from the scene's SfM points
+and from the training frames' LiDAR.
 
     python benchmarks/depth_error_breakdown.py --scene SCENE RUN [RUN ...]
 
@@ -23,9 +25,31 @@ from recon.eval.depth_metrics import DEFAULT_BAND_NAMES, DEFAULT_BANDS
 from recon.model.ground import camera_height, estimate_up
 from recon.train.views import sparse_lidar_depth
 
+EDGE_RADIUS_PX = 3
+EDGE_RATIO = 0.7
+
+
+def occlusion_edge(gt: np.ndarray, radius_px: int = EDGE_RADIUS_PX, ratio: float = EDGE_RATIO) -> np.ndarray:
+    """Scored pixels of ``gt`` (z-depth metres, 0 = none) with a return nearer than ``ratio`` x theirs within
+    ``radius_px`` pixels (a square window): the far side of an occlusion edge."""
+    from scipy.ndimage import minimum_filter
+
+    nearest = minimum_filter(np.where(gt > 0, gt, np.inf), size=2 * radius_px + 1)
+    return (gt > 0) & (nearest < ratio * gt)
+
+
+def _band_stats(r: np.ndarray) -> dict[str, float]:
+    nan = float("nan")
+    return {"n": len(r), "abs_rel": float(np.abs(r).mean()) if len(r) else nan,
+            "median_signed": float(np.median(r)) if len(r) else nan,
+            "too_far": float((r > 0.25).mean()) if len(r) else nan,
+            "too_near": float((r < -0.25).mean()) if len(r) else nan}
+
 
 def breakdown(scene: Scene, run: Path) -> dict[str, dict[str, float]]:
-    rel_all, gt_all = [], []
+    """Per band (and per band at / away from occlusion edges, ``<band> edge`` / ``<band> other``): pixel count,
+    AbsRel, median signed relative error and the shares more than 25% too far / too near."""
+    rel_all, gt_all, edge_all = [], [], []
     for f in scene.test_frames:
         pred_path = run / "eval" / "depth" / f"{f.id}.npy"
         if f.lidar_path is None or not pred_path.is_file():
@@ -35,14 +59,14 @@ def breakdown(scene: Scene, run: Path) -> dict[str, dict[str, float]]:
         m = gt > 0
         rel_all.append((pred[m] - gt[m]) / gt[m])
         gt_all.append(gt[m])
-    rel, gt = np.concatenate(rel_all), np.concatenate(gt_all)
+        edge_all.append(occlusion_edge(gt)[m])
+    rel, gt, edge = np.concatenate(rel_all), np.concatenate(gt_all), np.concatenate(edge_all)
     out = {}
     for (lo, hi), name in zip(DEFAULT_BANDS, DEFAULT_BAND_NAMES):
-        r = rel[(gt >= lo) & (gt < hi)]
-        out[name] = {"n": len(r), "abs_rel": float(np.abs(r).mean()) if len(r) else float("nan"),
-                     "median_signed": float(np.median(r)) if len(r) else float("nan"),
-                     "too_far": float((r > 0.25).mean()) if len(r) else float("nan"),
-                     "too_near": float((r < -0.25).mean()) if len(r) else float("nan")}
+        band = (gt >= lo) & (gt < hi)
+        out[name] = _band_stats(rel[band])
+        out[f"{name} edge"] = _band_stats(rel[band & edge])
+        out[f"{name} other"] = _band_stats(rel[band & ~edge])
     return out
 
 
@@ -66,7 +90,7 @@ def main() -> None:
     for run in args.runs:
         print(run)
         for band, b in breakdown(scene, run).items():
-            print(f"  {band:<5} n {b['n']:>7}  AbsRel {b['abs_rel']:.3f}  "
+            print(f"  {band:<10} n {b['n']:>7}  AbsRel {b['abs_rel']:.3f}  "
                   f"median signed {100 * b['median_signed']:+.1f}%  >25% too far {100 * b['too_far']:.0f}%  "
                   f">25% too near {100 * b['too_near']:.0f}%")
 
