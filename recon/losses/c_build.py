@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 
 FLAGS = ("-O3", "-shared", "-fPIC", "-std=c99")
+OPENMP = ("-fopenmp",)
+"""Kernels with ``#pragma omp`` split their work over threads where the compiler has OpenMP (serial otherwise)."""
 LIBS = ("-lm",)
 _loaded: dict[str, ctypes.CDLL | None] = {}
 
@@ -37,7 +39,7 @@ def _compile(stem: str, source: str) -> Path:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not cc:
         raise RuntimeError("no C compiler found (set CC)")
-    tag = hashlib.sha1((source + " ".join(FLAGS + LIBS)).encode()).hexdigest()[:16]
+    tag = hashlib.sha1((source + " ".join(FLAGS + OPENMP + LIBS)).encode()).hexdigest()[:16]
     out_dir = cache_dir()
     lib = out_dir / f"{stem}_{tag}.so"
     if lib.is_file():
@@ -46,10 +48,12 @@ def _compile(stem: str, source: str) -> Path:
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         src, obj = Path(tmp) / f"{stem}.c", Path(tmp) / f"{stem}.so"
         src.write_text(source)
-        res = subprocess.run([cc, *FLAGS, "-o", str(obj), str(src), *LIBS], capture_output=True, text=True)
-        if res.returncode != 0:  # a toolchain without function multi-versioning: the baseline build alone
-            res = subprocess.run([cc, *FLAGS, "-DRECON_NO_CLONES", "-o", str(obj), str(src), *LIBS],
-                                 capture_output=True, text=True)
+        # OpenMP and function multi-versioning where the toolchain has them; each one it lacks is dropped in turn
+        for extra in (OPENMP, (*OPENMP, "-DRECON_NO_CLONES"), (), ("-DRECON_NO_CLONES",)):
+            res = subprocess.run([cc, *FLAGS, *extra, "-o", str(obj), str(src), *LIBS], capture_output=True,
+                                 text=True)
+            if res.returncode == 0:
+                break
         if res.returncode != 0:
             last = (res.stderr.strip().splitlines() or ["compiler failed"])[-1]
             raise RuntimeError(f"compiling {stem} failed: {last}")

@@ -21,6 +21,9 @@ from recon.losses.c_build import MULTIVERSION, cpu_float32, load_library, ptr
 SOURCE = r"""
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 """ + MULTIVERSION + r"""
 
 static inline int refl(int i, int n) { return i < 0 ? -i : (i >= n ? 2 * (n - 1) - i : i); }
@@ -236,78 +239,113 @@ HELPER void finish_row(const float *a, const float *b, const float *G, float uni
     }
 }
 
+/* One plane of photometric_weighted: its L1 and SSIM sums, and its gradient rows when gp is not NULL. ``work``
+   holds the plane's working rows (photometric_work_floats of them). */
+HELPER void photometric_plane(const float *ap, const float *bp, int H, int W, const float *g, int r, float c1,
+                              float c2, const float *Gp, float uniform, float k_l1, float k_ssim, float *gp,
+                              float *work, double *l1_out, double *ssim_out) {
+    const int R = 2 * r + 1;
+    const size_t RW = (size_t)R * W;
+    float *hr = work, *tr = hr + 5 * RW, *v = tr + 3 * RW, *sr = v + 5 * (size_t)W, *qr = sr + W, *abr = qr + W;
+    float *ur = abr + W, *wr = ur + W, *dm = wr + W, *pr = dm + W, *adj = pr + 3 * (size_t)W;
+    float *buf = adj + 3 * (size_t)W, *zp = buf + 5 * (size_t)(W + 2 * r);
+    double acc_s = 0, acc_l1 = 0;
+    memset(tr, 0, sizeof(float) * 3 * RW);
+    int next = 0;  /* next row whose horizontal statistics are computed */
+    for (int y = 0; y < H; y++) {
+        const int need = y + r < H ? y + r : H - 1;
+        for (; next <= need; next++) hrow(ap, bp, next, W, g, r, hr + (size_t)(next % R) * 5 * W, buf);
+        for (int q = 0; q < 5; q++) {  /* vertical pass of row y, same order of sums as the torch path */
+            float *o = v + (size_t)q * W;
+            const float *row = hr + (size_t)(refl(y - r, H) % R) * 5 * W + (size_t)q * W;
+            for (int x = 0; x < W; x++) o[x] = g[0] * row[x];
+            for (int k = 1; k <= 2 * r; k++)
+                axpy_row(W, g[k], hr + (size_t)(refl(y + k - r, H) % R) * 5 * W + (size_t)q * W, o);
+        }
+        const size_t o = (size_t)y * W;
+        const float *Gr = Gp ? Gp + o : NULL;
+        double rl1 = 0, rs = 0;
+        for (int x = 0; x < W; x++) {
+            const float d = ap[o + x] - bp[o + x];
+            const float ad = d < 0 ? -d : d;
+            rl1 += Gr ? (double)Gr[x] * ad : ad;
+        }
+        if (!gp) {
+            ssim_row(W, c1, c2, v, v + W, v + 2 * W, v + 3 * W, v + 4 * W, sr);
+        } else {
+            ssim_row_grad(W, c1, c2, v, v + W, v + 2 * W, v + 3 * W, v + 4 * W, sr, qr, abr, ur, wr);
+            mix_row(W, v + W, v, ur, wr, dm);  /* dS/dm_a */
+            float *pq = pr, *pab = pr + W, *pma = pr + 2 * W;
+            for (int x = 0; x < W; x++) {
+                const float gx = Gr ? Gr[x] : uniform;
+                pq[x] = gx * qr[x];
+                pab[x] = gx * abr[x];
+                pma[x] = gx * dm[x];
+            }
+            for (int k = 0; k <= 2 * r; k++) {  /* vertical adjoint: scatter row y where it was gathered from */
+                float *dst = tr + (size_t)(refl(y + k - r, H) % R) * 3 * W;
+                for (int m = 0; m < 3; m++) axpy_row(W, g[k], pr + (size_t)m * W, dst + (size_t)m * W);
+            }
+            if (y - r >= 0)
+                finish_row(ap, bp, Gp, uniform, k_l1, k_ssim, y - r, W, g, r,
+                           tr + (size_t)((y - r) % R) * 3 * W, zp, adj, gp);
+        }
+        if (Gr) for (int x = 0; x < W; x++) rs += (double)Gr[x] * sr[x];
+        else { for (int x = 0; x < W; x++) rs += sr[x]; rs *= uniform; rl1 *= uniform; }
+        acc_s += rs;
+        acc_l1 += rl1;
+    }
+    if (gp)
+        for (int j = H - r > 0 ? H - r : 0; j < H; j++)
+            finish_row(ap, bp, Gp, uniform, k_l1, k_ssim, j, W, g, r, tr + (size_t)(j % R) * 3 * W, zp, adj,
+                       gp);
+    *l1_out = acc_l1;
+    *ssim_out = acc_s;
+}
+
+static size_t photometric_work_floats(int W, int r) {
+    const size_t RW = (size_t)(2 * r + 1) * W;
+    return 5 * RW + 3 * RW + 20 * (size_t)W + 6 * (size_t)(W + 2 * r);
+}
+
 /* The photometric loss form over planes images (H x W) of a (rendered) and b (target):
    l1 = sum(G |a - b|), ssim = sum(G S) with G per pixel (or the scalar `uniform` where G is NULL) and, where ga is
    not NULL, ga = k_l1 dl1/da + k_ssim dssim/da. Rows stream through ring buffers of 2r + 1 rows (horizontal
    statistics, vertical adjoint), so the working set stays in cache whatever the image size. */
 CLONES int photometric_weighted(const float *a, const float *b, long planes, int H, int W, const float *g,
                                 int ntaps, float c1, float c2, const float *G, float uniform, float k_l1,
-                                float k_ssim, double *l1_total, double *ssim_total, float *ga) {
-    const int r = ntaps / 2, R = 2 * r + 1;
-    const size_t RW = (size_t)R * W;
-    float *work = (float *)malloc(sizeof(float) * (5 * RW + 3 * RW + 20 * (size_t)W + 6 * (size_t)(W + 2 * r)));
-    if (!work) return 1;
-    float *hr = work, *tr = hr + 5 * RW, *v = tr + 3 * RW, *sr = v + 5 * (size_t)W, *qr = sr + W, *abr = qr + W;
-    float *ur = abr + W, *wr = ur + W, *dm = wr + W, *pr = dm + W, *adj = pr + 3 * (size_t)W;
-    float *buf = adj + 3 * (size_t)W, *zp = buf + 5 * (size_t)(W + 2 * r);
-    double acc_s = 0, acc_l1 = 0;
+                                float k_ssim, double *l1_total, double *ssim_total, float *ga, int nthreads) {
+    const int r = ntaps / 2;
+    const size_t per_thread = photometric_work_floats(W, r);
+    /* planes are independent: with OpenMP they are split over nthreads, each thread with its own working rows;
+       each plane's sums are kept apart and added in plane order, so the result does not depend on the split */
+    int nt = nthreads > 1 ? nthreads : 1;
+    if (nt > planes) nt = planes > 0 ? (int)planes : 1;
+#ifndef _OPENMP
+    nt = 1;
+#endif
+    float *work = (float *)malloc(sizeof(float) * per_thread * (size_t)nt);
+    double *part = (double *)calloc(2 * (size_t)(planes > 0 ? planes : 1), sizeof(double));
+    if (!work || !part) { free(work); free(part); return 1; }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
     for (long pl = 0; pl < planes; pl++) {
+#ifdef _OPENMP
+        float *mine = work + per_thread * (size_t)omp_get_thread_num();
+#else
+        float *mine = work;
+#endif
         const size_t off = (size_t)pl * H * W;
-        const float *ap = a + off, *bp = b + off, *Gp = G ? G + off : NULL;
-        float *gp = ga ? ga + off : NULL;
-        memset(tr, 0, sizeof(float) * 3 * RW);
-        int next = 0;  /* next row whose horizontal statistics are computed */
-        for (int y = 0; y < H; y++) {
-            const int need = y + r < H ? y + r : H - 1;
-            for (; next <= need; next++) hrow(ap, bp, next, W, g, r, hr + (size_t)(next % R) * 5 * W, buf);
-            for (int q = 0; q < 5; q++) {  /* vertical pass of row y, same order of sums as the torch path */
-                float *o = v + (size_t)q * W;
-                const float *row = hr + (size_t)(refl(y - r, H) % R) * 5 * W + (size_t)q * W;
-                for (int x = 0; x < W; x++) o[x] = g[0] * row[x];
-                for (int k = 1; k <= 2 * r; k++)
-                    axpy_row(W, g[k], hr + (size_t)(refl(y + k - r, H) % R) * 5 * W + (size_t)q * W, o);
-            }
-            const size_t o = (size_t)y * W;
-            const float *Gr = Gp ? Gp + o : NULL;
-            double rl1 = 0, rs = 0;
-            for (int x = 0; x < W; x++) {
-                const float d = ap[o + x] - bp[o + x];
-                const float ad = d < 0 ? -d : d;
-                rl1 += Gr ? (double)Gr[x] * ad : ad;
-            }
-            if (!gp) {
-                ssim_row(W, c1, c2, v, v + W, v + 2 * W, v + 3 * W, v + 4 * W, sr);
-            } else {
-                ssim_row_grad(W, c1, c2, v, v + W, v + 2 * W, v + 3 * W, v + 4 * W, sr, qr, abr, ur, wr);
-                mix_row(W, v + W, v, ur, wr, dm);  /* dS/dm_a */
-                float *pq = pr, *pab = pr + W, *pma = pr + 2 * W;
-                for (int x = 0; x < W; x++) {
-                    const float gx = Gr ? Gr[x] : uniform;
-                    pq[x] = gx * qr[x];
-                    pab[x] = gx * abr[x];
-                    pma[x] = gx * dm[x];
-                }
-                for (int k = 0; k <= 2 * r; k++) {  /* vertical adjoint: scatter row y where it was gathered from */
-                    float *dst = tr + (size_t)(refl(y + k - r, H) % R) * 3 * W;
-                    for (int m = 0; m < 3; m++) axpy_row(W, g[k], pr + (size_t)m * W, dst + (size_t)m * W);
-                }
-                if (y - r >= 0)
-                    finish_row(ap, bp, Gp, uniform, k_l1, k_ssim, y - r, W, g, r,
-                               tr + (size_t)((y - r) % R) * 3 * W, zp, adj, gp);
-            }
-            if (Gr) for (int x = 0; x < W; x++) rs += (double)Gr[x] * sr[x];
-            else { for (int x = 0; x < W; x++) rs += sr[x]; rs *= uniform; rl1 *= uniform; }
-            acc_s += rs;
-            acc_l1 += rl1;
-        }
-        if (gp)
-            for (int j = H - r > 0 ? H - r : 0; j < H; j++)
-                finish_row(ap, bp, Gp, uniform, k_l1, k_ssim, j, W, g, r, tr + (size_t)(j % R) * 3 * W, zp, adj,
-                           gp);
+        photometric_plane(a + off, b + off, H, W, g, r, c1, c2, G ? G + off : NULL, uniform, k_l1, k_ssim,
+                          ga ? ga + off : NULL, mine, part + 2 * pl, part + 2 * pl + 1);
     }
-    *l1_total = acc_l1;
-    *ssim_total = acc_s;
+    double l1 = 0, ss = 0;
+    for (long pl = 0; pl < planes; pl++) { l1 += part[2 * pl]; ss += part[2 * pl + 1]; }
+    *l1_total = l1;
+    *ssim_total = ss;
     free(work);
+    free(part);
     return 0;
 }
 """
@@ -317,7 +355,8 @@ def _declare(dll: ctypes.CDLL) -> None:
     dptr = ctypes.POINTER(ctypes.c_double)
     dll.ssim_forward.argtypes = [fp, fp, i64, i32, i32, fp, i32, f32, f32, fp, fp, fp, fp, fp]
     dll.ssim_backward.argtypes = [fp, fp, fp, i64, i32, i32, fp, i32, fp, fp, fp, fp, fp, fp]
-    dll.photometric_weighted.argtypes = [fp, fp, i64, i32, i32, fp, i32, f32, f32, fp, f32, f32, f32, dptr, dptr, fp]
+    dll.photometric_weighted.argtypes = [fp, fp, i64, i32, i32, fp, i32, f32, f32, fp, f32, f32, f32, dptr, dptr, fp,
+                                         i32]
     for f in (dll.ssim_forward, dll.ssim_backward, dll.photometric_weighted):
         f.restype = ctypes.c_int
 
@@ -399,7 +438,7 @@ def photometric(a: torch.Tensor, b: torch.Tensor, taps: tuple[float, ...], c1: f
     g = _taps_array(taps)
     rc = lib.photometric_weighted(a.data_ptr(), b.data_ptr(), planes, h, w, g.data_ptr(), len(taps), c1, c2,
                                   _ptr(weights), 1.0 / a.numel(), k_l1, k_ssim, ctypes.byref(l1), ctypes.byref(ssim),
-                                  _ptr(ga))
+                                  _ptr(ga), torch.get_num_threads())
     if rc != 0:
         raise MemoryError("SSIM kernel: out of memory")
     return l1.value, ssim.value, ga

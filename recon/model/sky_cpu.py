@@ -43,8 +43,13 @@ HELPER void corners(const float *grid, long p, int Ht, int Wt, int *idx, float *
 
 /* out = rgb + (1 - alpha) sky, sky = sigmoid(bilinear(tex)); rgb, out, sky: P x 3; tex: 3 planes of Ht x Wt. */
 CLONES void sky_forward(const float *rgb, const float *alpha, const float *tex, int Ht, int Wt, const float *grid,
-                        long P, float *out, float *sky) {
+                        long P, float *out, float *sky, int nthreads) {
     const long T = (long)Ht * Wt;
+    (void)nthreads;
+    /* pixels are independent: split over nthreads where the build has OpenMP (same result for any split) */
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nthreads > 1 ? nthreads : 1) schedule(static) if (nthreads > 1)
+#endif
     for (long p = 0; p < P; p++) {
         int idx[4];
         float w[4];
@@ -84,7 +89,7 @@ CLONES void sky_backward(const float *g, const float *alpha, const float *sky, i
 
 def _declare(dll: ctypes.CDLL) -> None:
     fp, i32, i64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_long
-    dll.sky_forward.argtypes = [fp, fp, fp, i32, i32, fp, i64, fp, fp]
+    dll.sky_forward.argtypes = [fp, fp, fp, i32, i32, fp, i64, fp, fp, i32]
     dll.sky_backward.argtypes = [fp, fp, fp, i32, i32, fp, i64, fp, fp]
     dll.sky_forward.restype = dll.sky_backward.restype = None
 
@@ -112,7 +117,7 @@ class SkyComposite(torch.autograd.Function):
         out = torch.empty_like(rgb_c)
         sky = torch.empty_like(rgb_c)
         lib.sky_forward(rgb_c.data_ptr(), alpha_c.data_ptr(), tex_c.data_ptr(), ht, wt, grid_c.data_ptr(), n,
-                        out.data_ptr(), sky.data_ptr())
+                        out.data_ptr(), sky.data_ptr(), torch.get_num_threads())
         ctx.save_for_backward(alpha_c, sky, grid_c)
         ctx.tex_shape = tex_c.shape
         return out

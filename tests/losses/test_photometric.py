@@ -177,3 +177,27 @@ def test_photometric_loss_gradient_matches_autograd(path: str, masked: bool) -> 
     (g,) = torch.autograd.grad(got, (y,))
     assert torch.allclose(got, want, atol=1e-6)
     assert torch.allclose(g, g_want, atol=1e-3 * g_want.abs().max(), rtol=1e-3)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_photometric_kernel_split_over_threads_is_exact(masked: bool) -> None:
+    """The C kernel splits the planes over torch's threads: gradients bit for bit the one-thread call's, the value
+    to the last float (each plane's sums are kept apart and added in plane order)."""
+    if not ssim_cpu.available():
+        pytest.skip("no C compiler for the SSIM kernel on this machine")
+    a, b = _images((2, 3, 23, 31), torch.float32, seed=11)
+    mask = (torch.rand(2, 1, 23, 31, generator=torch.Generator().manual_seed(12)) > 0.5).float() if masked else None
+    before = torch.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2, 4):
+            torch.set_num_threads(threads)
+            x = a.clone().requires_grad_()
+            loss = photometric_loss(x, b, 0.2, mask)
+            (g,) = torch.autograd.grad(loss, (x,))
+            outs.append((loss.detach(), g))
+    finally:
+        torch.set_num_threads(before)
+    for loss, g in outs[1:]:
+        assert torch.equal(g, outs[0][1])
+        assert torch.equal(loss, outs[0][0])

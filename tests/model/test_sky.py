@@ -119,3 +119,24 @@ def test_composite_without_gradients_and_with_the_kernel_disabled(monkeypatch) -
         assert torch.allclose(m.composite(rgb, alpha, viewmat, K, 32, 24), want, atol=1e-6)
     monkeypatch.setenv("RECON_DISABLE_C_SKY", "1")
     assert torch.allclose(m.composite(rgb, alpha, viewmat, K, 32, 24).detach(), want, atol=1e-6)
+
+
+def test_composite_kernel_split_over_threads_is_exact() -> None:
+    """The C forward splits the pixels over torch's threads: the same image for any split."""
+    from recon.model import sky_cpu
+
+    if not sky_cpu.usable(torch.zeros(1)):
+        pytest.skip("no C compiler for the sky kernel on this machine")
+    m = _model(2)
+    viewmat, K = _camera(0.7)
+    g = torch.Generator().manual_seed(5)
+    rgb, alpha = torch.rand(24, 32, 3, generator=g), torch.rand(24, 32, generator=g)
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            outs.append(m.composite(rgb, alpha, viewmat, K, 32, 24).detach())
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(o, outs[0]) for o in outs[1:])
