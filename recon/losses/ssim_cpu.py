@@ -240,10 +240,11 @@ HELPER void finish_row(const float *a, const float *b, const float *G, float uni
 }
 
 /* One plane of photometric_weighted: its L1 and SSIM sums, and its gradient rows when gp is not NULL. ``work``
-   holds the plane's working rows (photometric_work_floats of them). */
-HELPER void photometric_plane(const float *ap, const float *bp, int H, int W, const float *g, int r, float c1,
-                              float c2, const float *Gp, float uniform, float k_l1, float k_ssim, float *gp,
-                              float *work, double *l1_out, double *ssim_out) {
+   holds the plane's working rows (photometric_work_floats of them). An entry point of its own (not inlined), so
+   the threads of an OpenMP region run its AVX2 version too: the region's outlined body has no clones. */
+CLONES void photometric_plane(const float *ap, const float *bp, int H, int W, const float *g, int r, float c1,
+                             float c2, const float *Gp, float uniform, float k_l1, float k_ssim, float *gp,
+                             float *work, double *l1_out, double *ssim_out) {
     const int R = 2 * r + 1;
     const size_t RW = (size_t)R * W;
     float *hr = work, *tr = hr + 5 * RW, *v = tr + 3 * RW, *sr = v + 5 * (size_t)W, *qr = sr + W, *abr = qr + W;

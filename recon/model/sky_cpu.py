@@ -20,6 +20,9 @@ from recon.losses.c_build import MULTIVERSION, cpu_float32, load_library, ptr
 SOURCE = r"""
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 """ + MULTIVERSION + r"""
 /* grid_sample's source index for a normalised coordinate (align_corners=False), clipped to the border. */
 HELPER float unnormalise(float g, int size) {
@@ -41,16 +44,12 @@ HELPER void corners(const float *grid, long p, int Ht, int Wt, int *idx, float *
     idx[3] = y1 * Wt + x1; w[3] = (x0 + 1 < Wt && y0 + 1 < Ht) ? fx * fy : 0.0f;
 }
 
-/* out = rgb + (1 - alpha) sky, sky = sigmoid(bilinear(tex)); rgb, out, sky: P x 3; tex: 3 planes of Ht x Wt. */
-CLONES void sky_forward(const float *rgb, const float *alpha, const float *tex, int Ht, int Wt, const float *grid,
-                        long P, float *out, float *sky, int nthreads) {
+/* out = rgb + (1 - alpha) sky, sky = sigmoid(bilinear(tex)) for pixels [p0, p1); rgb, out, sky: P x 3; tex: 3
+   planes of Ht x Wt. An entry point of its own, so OpenMP threads run its AVX2 version too. */
+CLONES void sky_forward_range(const float *rgb, const float *alpha, const float *tex, int Ht, int Wt,
+                              const float *grid, long p0, long p1, float *out, float *sky) {
     const long T = (long)Ht * Wt;
-    (void)nthreads;
-    /* pixels are independent: split over nthreads where the build has OpenMP (same result for any split) */
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nthreads > 1 ? nthreads : 1) schedule(static) if (nthreads > 1)
-#endif
-    for (long p = 0; p < P; p++) {
+    for (long p = p0; p < p1; p++) {
         int idx[4];
         float w[4];
         corners(grid, p, Ht, Wt, idx, w);
@@ -62,6 +61,23 @@ CLONES void sky_forward(const float *rgb, const float *alpha, const float *tex, 
             out[3 * p + c] = rgb[3 * p + c] + (1.0f - alpha[p]) * s;
         }
     }
+}
+
+/* The whole image: pixels are independent, split over nthreads where the build has OpenMP (same result for any
+   split). */
+void sky_forward(const float *rgb, const float *alpha, const float *tex, int Ht, int Wt, const float *grid, long P,
+                 float *out, float *sky, int nthreads) {
+#ifdef _OPENMP
+    const int nt = nthreads > 1 ? nthreads : 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        const long t = omp_get_thread_num(), n = omp_get_num_threads();
+        sky_forward_range(rgb, alpha, tex, Ht, Wt, grid, P * t / n, P * (t + 1) / n, out, sky);
+    }
+#else
+    (void)nthreads;
+    sky_forward_range(rgb, alpha, tex, Ht, Wt, grid, 0, P, out, sky);
+#endif
 }
 
 /* Gradients for alpha (P) and the texture (3 x Ht x Wt, accumulated into g_tex, which the caller zeroes) from the
