@@ -171,41 +171,31 @@ inline Simd<double>::V vexp(Simd<double>::V x) {
     return y;
 }
 
+// Apply a native-register operation f to a GCC vector of the same size (memcpy: no aliasing assumptions).
+template <typename N, typename V, typename F>
+inline V via_native(V x, F f) {
+    N v;
+    std::memcpy(&v, &x, sizeof(V));
+    v = f(v);
+    std::memcpy(&x, &v, sizeof(V));
+    return x;
+}
+
 // sqrt of every lane (IEEE, correctly rounded, as std::sqrt)
 template <typename V>
 inline V vsqrt(V x) {
     typedef typename std::remove_reference<decltype(x[0])>::type E;
 #if defined(__AVX2__)
-    if constexpr (sizeof(V) == 32 && std::is_same<E, float>::value) {
-        __m256 v;
-        std::memcpy(&v, &x, 32);
-        v = _mm256_sqrt_ps(v);
-        std::memcpy(&x, &v, 32);
-        return x;
-    }
-    if constexpr (sizeof(V) == 32 && std::is_same<E, double>::value) {
-        __m256d v;
-        std::memcpy(&v, &x, 32);
-        v = _mm256_sqrt_pd(v);
-        std::memcpy(&x, &v, 32);
-        return x;
-    }
+    if constexpr (sizeof(V) == 32 && std::is_same<E, float>::value)
+        return via_native<__m256>(x, [](__m256 v) { return _mm256_sqrt_ps(v); });
+    if constexpr (sizeof(V) == 32 && std::is_same<E, double>::value)
+        return via_native<__m256d>(x, [](__m256d v) { return _mm256_sqrt_pd(v); });
 #endif
 #ifdef __SSE2__
-    if constexpr (sizeof(V) == 16 && std::is_same<E, float>::value) {
-        __m128 v;
-        std::memcpy(&v, &x, 16);
-        v = _mm_sqrt_ps(v);
-        std::memcpy(&x, &v, 16);
-        return x;
-    }
-    if constexpr (sizeof(V) == 16 && std::is_same<E, double>::value) {
-        __m128d v;
-        std::memcpy(&v, &x, 16);
-        v = _mm_sqrt_pd(v);
-        std::memcpy(&x, &v, 16);
-        return x;
-    }
+    if constexpr (sizeof(V) == 16 && std::is_same<E, float>::value)
+        return via_native<__m128>(x, [](__m128 v) { return _mm_sqrt_ps(v); });
+    if constexpr (sizeof(V) == 16 && std::is_same<E, double>::value)
+        return via_native<__m128d>(x, [](__m128d v) { return _mm_sqrt_pd(v); });
 #endif
     for (size_t l = 0; l < sizeof(V) / sizeof(E); ++l) x[l] = std::sqrt(x[l]);
     return x;
