@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from support.cameras import yaw_pose
 
 from recon.data import projection as P
 from recon.data.scene import Camera, Frame
@@ -15,18 +16,9 @@ from recon.data.scene import Camera, Frame
 CAM = Camera("cam", 64, 48, fx=50.0, fy=55.0, cx=31.0, cy=25.0)
 
 
-def _pose(yaw_deg: float, centre: tuple[float, float, float]) -> np.ndarray:
-    """cam2world: OpenCV axes turned by ``yaw_deg`` about the camera's y (down) axis, at ``centre``."""
-    a = math.radians(yaw_deg)
-    c2w = np.eye(4)
-    c2w[:3, :3] = [[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]]
-    c2w[:3, 3] = centre
-    return c2w
-
-
 def test_world_pixel_world_round_trip_with_depth() -> None:
     rng = np.random.default_rng(0)
-    c2w = _pose(30.0, (1.0, -2.0, 5.0))
+    c2w = yaw_pose(30.0, (1.0, -2.0, 5.0))
     cam_pts = np.stack([rng.uniform(-4, 4, 200), rng.uniform(-3, 3, 200), rng.uniform(0.5, 80, 200)], 1)
     world = P.transform_points(cam_pts, c2w)
     uv, z = CAM.world_to_pixel(world, c2w)
@@ -41,7 +33,7 @@ def test_world_pixel_world_round_trip_with_depth() -> None:
 
 def test_torch_and_numpy_agree() -> None:
     rng = np.random.default_rng(1)
-    c2w = _pose(-20.0, (0.5, 0.0, -1.0))
+    c2w = yaw_pose(-20.0, (0.5, 0.0, -1.0))
     depth = rng.uniform(1.0, 30.0, (CAM.height, CAM.width))
     pts_np = CAM.depth_to_world(depth, c2w)
     pts_t = CAM.depth_to_world(torch.from_numpy(depth), torch.from_numpy(c2w))
@@ -84,13 +76,13 @@ def test_z_depth_and_ray_distance() -> None:
 
 
 def test_points_behind_the_camera_are_not_projected() -> None:
-    c2w = _pose(0.0, (0.0, 0.0, 0.0))
+    c2w = yaw_pose(0.0, (0.0, 0.0, 0.0))
     # straight ahead, straight behind (would land on the principal point too), beside the camera, too near
     pts = np.array([[0.0, 0.0, 5.0], [0.0, 0.0, -5.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.05]])
     rows, cols, z, idx = P.project_points(pts, c2w, CAM.K, CAM.width, CAM.height)
     assert idx.tolist() == [0] and rows.tolist() == [25] and cols.tolist() == [31]
     # a camera turned around sees the second point, not the first
-    rows, cols, z, idx = P.project_points(pts, _pose(180.0, (0.0, 0.0, 0.0)), CAM.K, CAM.width, CAM.height)
+    rows, cols, z, idx = P.project_points(pts, yaw_pose(180.0, (0.0, 0.0, 0.0)), CAM.K, CAM.width, CAM.height)
     assert idx.tolist() == [1] and z.tolist() == [5.0]
     # world_to_pixel reports negative z for a point behind: callers mask with it
     with np.errstate(divide="ignore", invalid="ignore"):  # the point beside the camera has z = 0
@@ -100,7 +92,7 @@ def test_points_behind_the_camera_are_not_projected() -> None:
 
 def test_lidar_zbuffer_keeps_the_nearest_point_per_pixel() -> None:
     """Three points on one ray at 4, 9 and 6 m and one alone elsewhere: the pixel gets 4 m, in any input order."""
-    frame = Frame("f", CAM, 0.0, None, _pose(10.0, (2.0, 1.0, -3.0)))  # type: ignore[arg-type]
+    frame = Frame("f", CAM, 0.0, None, yaw_pose(10.0, (2.0, 1.0, -3.0)))  # type: ignore[arg-type]
     ray = CAM.rays()[20, 40]
     cam_pts = np.stack([ray * 4.0, ray * 9.0, ray * 6.0, CAM.rays()[5, 5] * 12.0])
     world = P.transform_points(cam_pts, frame.cam2world)

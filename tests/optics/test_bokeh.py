@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from support.street import finite_aperture_views
 
 from recon.cli import main as recon_main
 from recon.errors import ReconError
@@ -106,15 +107,7 @@ def test_bad_inputs_are_one_line_errors(inputs, capsys) -> None:
 
 
 def test_bokeh_on_street(small_street) -> None:
-    from recon.data.scene import Scene
-
-    scene = small_street if isinstance(small_street, Scene) else Scene.load(small_street)
-    assert scene.defocus, "the small_street fixture renders finite-aperture images"
-    for entry in scene.defocus:
-        frame = scene.frame(entry.frame_id)
-        img, depth = frame.load_image(), frame.load_depth()
-        assert depth is not None
-        depth = np.where(depth > 0, depth, 1e4).astype(np.float32)
+    for entry, frame, img, depth in finite_aperture_views(small_street):
         cam = frame.camera
         s = BokehLens(entry.focus_distance_m, entry.f_number, float(cam.focal_length_mm), cam.sensor_width_mm)
         out = render_bokeh(img, depth, s)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from support.street import finite_aperture_views
 
 from recon.optics import aperture_for_max_blur, defocus, gather_defocus
 from recon.optics.planes import edge_band, make_plane_scene, psnr, render_pinhole, render_thin_lens
@@ -115,18 +116,9 @@ def test_gradient_reaches_lens_parameters() -> None:
 
 
 def test_street_finite_aperture_images(small_street) -> None:
-    from recon.data.scene import Scene
-
-    scene = small_street if isinstance(small_street, Scene) else Scene.load(small_street)
-    assert scene.defocus, "the small_street fixture renders finite-aperture images"
-    for entry in scene.defocus:
-        frame = scene.frame(entry.frame_id)
-        img, depth = frame.load_image(), frame.load_depth()
-        assert depth is not None
+    for entry, frame, img, depth in finite_aperture_views(small_street):  # unknown depth (sky): very far
         cam = frame.camera
         a = cam.focal_length_mm / 1000.0 / entry.f_number
-        valid = depth > 0
-        depth = np.where(valid, depth, 1e4).astype(np.float32)  # unknown depth (sky) = very far
         out = to_np(defocus(to_t(img), to_t(depth), cam.fx, a, entry.focus_distance_m))
         gt = entry.load_image()
         print(f"street {entry.frame_id} f/{entry.f_number} focus {entry.focus_distance_m} m: "

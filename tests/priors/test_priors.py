@@ -8,12 +8,12 @@ sky above, exact depth by ray casting, LiDAR rays cast from just above the camer
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from support.cameras import yaw_pose
 
 from recon.data.projection import occlusion_filter, project_points, zbuffer_depth
 from recon.data.scene import Camera, Frame, Scene
@@ -55,14 +55,6 @@ def _cast(o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return t, sid
 
 
-def _pose(yaw_deg: float, centre: tuple[float, float, float]) -> np.ndarray:
-    a = math.radians(yaw_deg)
-    c2w = np.eye(4)
-    c2w[:3, :3] = [[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]]
-    c2w[:3, 3] = centre
-    return c2w
-
-
 def _render(c2w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact z-depth (0 = sky), RGB image and sky mask of the plane world from a pose (pixel centres)."""
     u, v = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
@@ -94,7 +86,7 @@ def plane_scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
     cam = Camera("front", W, H, F, F, W / 2, H / 2)
     frames, all_pts = [], []
     for i, (yaw, centre) in enumerate(((0.0, (0.0, 0.0, 0.0)), (6.0, (0.4, 0.05, 1.5)))):
-        c2w = _pose(yaw, centre)
+        c2w = yaw_pose(yaw, centre)
         depth, img, sky = _render(c2w, rng)
         pts = _lidar(c2w[:3, 3] + np.array([0.0, -0.4, -0.3]), rng)
         all_pts.append(pts)
@@ -115,7 +107,7 @@ def plane_scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
 def test_pixel_centre_convention() -> None:
     """A point on the ray through the centre of pixel (u, v) lands in pixel (u, v), at its z-depth."""
     K = np.array([[F, 0, W / 2], [0, F, H / 2], [0, 0, 1.0]])
-    c2w = _pose(10.0, (1.0, -0.5, 2.0))
+    c2w = yaw_pose(10.0, (1.0, -0.5, 2.0))
     uv = np.array([[0, 0], [W - 1, H - 1], [17, 41]])
     z = np.array([3.0, 20.0, 55.0])
     pc = np.stack([(uv[:, 0] + 0.5 - W / 2) / F * z, (uv[:, 1] + 0.5 - H / 2) / F * z, z], 1)

@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support.safety import TINY_TRAIN, copy_tree, error_line, make_tiny_scene, recon, tree_hashes  # noqa: E402
+from support.safety import (  # noqa: E402
+    TINY_TRAIN,
+    copy_tree,
+    error_line,
+    make_tiny_scene,
+    recon,
+    train_tiny_run,
+    tree_hashes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +30,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from recon.cli import main
-
-    run = tmp_path_factory.mktemp("safety_runs") / "run"
-    assert main(["train", "--data", str(scene), "--out", str(run), *TINY_TRAIN]) == 0
-    return run
+    return train_tiny_run(scene, tmp_path_factory.mktemp("safety_runs") / "run")
 
 
 def test_eval_of_a_config_without_data_is_one_line(trained: Path, tmp_path: Path, capsys) -> None:

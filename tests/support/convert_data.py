@@ -107,6 +107,26 @@ def recon_project(scene_frame: object, X_recon: np.ndarray) -> tuple[float, floa
     return K[0, 0] * p[0] / p[2] + K[0, 2], K[1, 1] * p[1] / p[2] + K[1, 2], p[2]
 
 
+def projection_disagreement(t: WaymoTruth, scene: object, rng: np.random.Generator, points_per_frame: int = 5
+                            ) -> tuple[float, float]:
+    """Largest pixel and relative-depth difference between Waymo's projection and recon's on the converted
+    ``scene`` (FRONT and SIDE_LEFT frames), for random points 5-30 m in front of each camera."""
+    offset = np.array(scene.meta["world_offset_m"])  # type: ignore[attr-defined]
+    worst_px = worst_depth = 0.0
+    for fr in scene.frames:  # type: ignore[attr-defined]
+        cam = {"FRONT": 1, "SIDE_LEFT": 4}[fr.camera.name]
+        s = fr.index
+        for _ in range(points_per_frame):
+            # a point in front of the camera, in Waymo camera coordinates (x forward), taken to the world
+            p_cam = np.array([rng.uniform(5, 30), rng.uniform(-3, 3), rng.uniform(-2, 2), 1.0])
+            X = (t.cam_pose[s][cam] @ t.cams[cam]["extrinsic"] @ p_cam)[:3]
+            u0, v0, x0 = waymo_project(t, s, cam, X)
+            u1, v1, z1 = recon_project(fr, X - offset)
+            worst_px = max(worst_px, abs(u0 - u1), abs(v0 - v1))
+            worst_depth = max(worst_depth, abs(z1 - x0) / abs(x0))
+    return worst_px, worst_depth
+
+
 # ------------------------------------------------------------------------------------------------ v2 parquet
 def write_waymo_v2(t: WaymoTruth, root: Path, lidar: bool = True, lidar_pose: bool = True, seg: bool = True,
                    skip: tuple[str, ...] = (), camera_names: dict[int, int] | None = None) -> Path:

@@ -31,6 +31,15 @@ def make_tiny_scene(out: Path, seed: int = 1) -> Path:
     return out
 
 
+def train_tiny_run(scene: Path, out: Path) -> Path:
+    """A finished tiny run of ``scene`` in ``out`` (checkpoints at 2 and 4, metrics.jsonl, config.json), trained
+    through the CLI; copy it before changing it."""
+    from recon.cli import main
+
+    assert main(["train", "--data", str(scene), "--out", str(out), *TINY_TRAIN]) == 0
+    return out
+
+
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst

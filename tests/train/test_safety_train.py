@@ -17,6 +17,7 @@ from support.safety import (  # noqa: E402
     error_line,
     make_tiny_scene,
     recon,
+    train_tiny_run,
     tree_hashes,
     truncate,
 )
@@ -35,11 +36,7 @@ def other_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained(scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished tiny run (checkpoints at 2 and 4, metrics.jsonl, config.json); copy it before changing it."""
-    from recon.cli import main
-
-    run = tmp_path_factory.mktemp("safety") / "run"
-    assert main(["train", "--data", str(scene), "--out", str(run), *TINY_TRAIN]) == 0
-    return run
+    return train_tiny_run(scene, tmp_path_factory.mktemp("safety") / "run")
 
 
 def test_overwrite_refuses_the_input_scene(scene: Path, tmp_path: Path, capsys) -> None:
